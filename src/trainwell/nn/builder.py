@@ -1,0 +1,183 @@
+"""``build_model``: a dense network from plain keyword arguments (the recipe's model section)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from trainwell.errors import ConfigError
+from trainwell.nn.activations import ACTIVATIONS
+from trainwell.nn.blocks import BATCH_NORM_PLACES, DROPOUT_KINDS, dense_block, make_dropout
+from trainwell.nn.init import DISTRIBUTIONS, initialize_linear, resolve_init
+
+__all__ = ["build_model", "SelfNormalizationWarning", "TASK_NAMES"]
+
+TASK_NAMES = ("multiclass", "binary", "multilabel", "regression")
+
+
+class SelfNormalizationWarning(UserWarning):
+    """A SELU network was built in a way that breaks its self-normalizing conditions."""
+
+
+def _is_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int)
+
+
+def _rate(field: str, v: Any) -> float:
+    if not _is_number(v) or not 0 <= v < 1:
+        raise ConfigError(field, v, "a number with 0 ≤ rate < 1")
+    return float(v)
+
+
+def _choice(field: str, v: Any, accepted: Sequence[str]) -> str:
+    key = v.strip().lower() if isinstance(v, str) else v
+    if key not in accepted:
+        raise ConfigError(field, v, accepted)
+    return key
+
+
+def _shape(v: Any) -> list[int]:
+    dims = [v] if _is_int(v) else v
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or not dims \
+            or not all(_is_int(d) and d > 0 for d in dims):
+        raise ConfigError("model.input_shape", v, "a positive integer or a list of them")
+    return [int(d) for d in dims]
+
+
+def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str = "multiclass",
+                hidden: Sequence[int] = (300, 100), activation: str = "relu", init: str = "auto",
+                init_distribution: str = "normal", batch_norm: str = "none",
+                bn_momentum: float = 0.99, bn_epsilon: float = 1e-5, dropout: float = 0.0,
+                dropout_kind: str = "auto", dropout_top_k: int = 0, input_dropout: float = 0.0,
+                leaky_slope: float = 0.01) -> nn.Sequential:
+    """A dense network that outputs logits, built with the practices of the seeds.
+
+    The result is an ``nn.Sequential`` with named children: ``flatten`` (inputs with more than
+    one dimension), ``input_dropout`` (if > 0), ``hidden1`` … ``hiddenN`` (each an
+    ``nn.Sequential`` of ``linear``, ``bn``, ``act``, ``dropout`` in that order, with ``bn``
+    after ``act`` for ``batch_norm="after"``) and ``output`` (``nn.Linear``, no activation).
+    The arguments are stored as a plain dict in ``model.trainwell_config``.
+
+    Args:
+        input_shape: shape of one sample, e.g. ``(28, 28)`` or ``784``.
+        n_outputs: output units (classes, or 1 for binary/regression).
+        task: ``"multiclass"`` (default), ``"binary"``, ``"multilabel"`` or ``"regression"``.
+        hidden: units per hidden layer. Default ``(300, 100)``.
+        activation: hidden activation, a name of ``ACTIVATIONS``. Default ``"relu"``.
+        init: ``"auto"`` (Table 11-1 match: glorot/he/lecun) or ``"glorot"``, ``"he"``,
+            ``"lecun"``, ``"normal"``. With ``"auto"`` the output layer gets glorot (no
+            activation); an explicit init applies to every layer. Biases start at 0.
+        init_distribution: ``"normal"`` (default) or ``"uniform"``.
+        batch_norm: ``"none"`` (default), ``"before"`` (linear without bias → bn → act) or
+            ``"after"`` (linear → act → bn) the activation.
+        bn_momentum: Keras convention, running ← running·m + batch·(1−m); default 0.99.
+        bn_epsilon: ε in (x − μ_B)/√(σ²_B + ε); default 1e-5.
+        dropout: inverted-dropout rate after hidden layers, 0 ≤ p < 1; default 0.
+        dropout_kind: ``"auto"`` (alpha dropout for SELU, standard otherwise), ``"standard"``
+            or ``"alpha"``.
+        dropout_top_k: put dropout only in the top k hidden layers; 0 (default) = all.
+        input_dropout: dropout rate on the inputs; default 0.
+        leaky_slope: α of leaky_relu; default 0.01.
+
+    Raises:
+        ConfigError: naming the recipe field of any bad value.
+
+    Warns:
+        SelfNormalizationWarning: SELU with batch norm, a non-lecun init or standard dropout.
+
+    Example:
+        >>> model = build_model(input_shape=(28, 28), n_outputs=10, hidden=[100, 100],
+        ...                     activation="selu", dropout=0.1)
+        >>> [name for name, _ in model.named_children()]
+        ['flatten', 'hidden1', 'hidden2', 'output']
+    """
+    shape = _shape(input_shape)
+    if not _is_int(n_outputs) or n_outputs < 1:
+        raise ConfigError("model.n_outputs", n_outputs, "a positive integer")
+    task = _choice("model.task", task, TASK_NAMES)
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) \
+            or not all(_is_int(h) and h > 0 for h in hidden):
+        raise ConfigError("model.hidden", hidden, "a list of positive integers, e.g. [300, 100]")
+    hidden = [int(h) for h in hidden]
+    activation = ACTIVATIONS.get(activation, field="model.activation").name
+    init_name = resolve_init(init, activation)
+    init = init.strip().lower() if init.strip().lower() == "auto" else init_name
+    init_distribution = _choice("model.init_distribution", init_distribution, DISTRIBUTIONS)
+    batch_norm = _choice("model.batch_norm", "none" if batch_norm is None else batch_norm,
+                         BATCH_NORM_PLACES)
+    if not _is_number(bn_momentum) or not 0 < bn_momentum < 1:
+        raise ConfigError("model.bn_momentum", bn_momentum,
+                          "a number in (0, 1) (Keras convention, e.g. 0.99)")
+    if not _is_number(bn_epsilon) or bn_epsilon <= 0:
+        raise ConfigError("model.bn_epsilon", bn_epsilon, "a number > 0")
+    if not _is_number(leaky_slope) or leaky_slope < 0:
+        raise ConfigError("model.leaky_slope", leaky_slope, "a finite number ≥ 0")
+    dropout = _rate("regularization.dropout", dropout)
+    input_dropout = _rate("regularization.input_dropout", input_dropout)
+    dropout_kind = _choice("regularization.dropout_kind", dropout_kind, DROPOUT_KINDS)
+    if not _is_int(dropout_top_k) or not 0 <= dropout_top_k <= len(hidden):
+        raise ConfigError("regularization.dropout_top_k", dropout_top_k,
+                          f"an integer from 0 (all hidden layers) to {len(hidden)}")
+    kind = dropout_kind
+    if kind == "auto":
+        kind = "alpha" if activation == "selu" else "standard"
+    _warn_self_normalization(activation, init_name, batch_norm, kind,
+                             dropout > 0 or input_dropout > 0)
+
+    config = dict(input_shape=shape, n_outputs=int(n_outputs), task=task, hidden=hidden,
+                  activation=activation, init=init, init_distribution=init_distribution,
+                  batch_norm=batch_norm, bn_momentum=float(bn_momentum),
+                  bn_epsilon=float(bn_epsilon), dropout=dropout, dropout_kind=dropout_kind,
+                  dropout_top_k=int(dropout_top_k), input_dropout=input_dropout,
+                  leaky_slope=float(leaky_slope))
+
+    model = nn.Sequential()
+    features = math.prod(shape)
+    if len(shape) > 1:
+        model.add_module("flatten", nn.Flatten())
+    if input_dropout > 0:
+        model.add_module("input_dropout", make_dropout(input_dropout, kind))
+    n = len(hidden)
+    for i, units in enumerate(hidden, start=1):
+        in_top_k = dropout_top_k == 0 or i > n - dropout_top_k
+        model.add_module(f"hidden{i}", dense_block(
+            features, units, activation=activation, init=init_name,
+            init_distribution=init_distribution, batch_norm=batch_norm,
+            bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+            dropout=dropout if in_top_k else 0.0, dropout_kind=kind, leaky_slope=leaky_slope))
+        features = units
+    output = nn.Linear(features, n_outputs)
+    # Logits have no activation: "auto" means glorot there (Table 11-1, "none").
+    initialize_linear(output, "auto" if init == "auto" else init_name, init_distribution, None)
+    model.add_module("output", output)
+    model.trainwell_config = config
+    return model
+
+
+def _warn_self_normalization(activation: str, init: str, batch_norm: str, kind: str,
+                             has_dropout: bool) -> None:
+    if activation != "selu":
+        if has_dropout and kind == "alpha":
+            warnings.warn(f"alpha dropout is designed for SELU networks; with {activation} "
+                          "use standard dropout (dropout_kind='standard' or 'auto').",
+                          SelfNormalizationWarning, stacklevel=3)
+        return
+    broken = []
+    if batch_norm != "none":
+        broken.append(f"batch norm ({batch_norm} the activation) replaces self-normalization")
+    if init != "lecun":
+        broken.append(f"the init is {init}, not lecun")
+    if has_dropout and kind == "standard":
+        broken.append("standard dropout shifts the mean and variance (use alpha dropout)")
+    if broken:
+        warnings.warn("this SELU network will not self-normalize: " + "; ".join(broken)
+                      + ". Use lecun init, no batch norm, alpha dropout and standardized inputs.",
+                      SelfNormalizationWarning, stacklevel=3)

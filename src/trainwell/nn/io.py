@@ -1,0 +1,180 @@
+"""Saving and loading models: ``model.safetensors`` (weights) + ``model.json`` (how to rebuild).
+
+``model.json`` holds ``trainwell_config`` (the :func:`~trainwell.nn.build_model` arguments, or
+``null`` for a module built by hand), ``extra`` (anything the caller adds: task, class names,
+standardization statistics, …), the module class and the trainwell and torch versions.
+Files are written to a temporary name and renamed, so a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from trainwell.errors import CheckpointError
+
+__all__ = ["save_model", "load_model", "load_weights", "load_model_info", "clone_model",
+           "WEIGHTS_FILE", "INFO_FILE"]
+
+WEIGHTS_FILE = "model.safetensors"
+INFO_FILE = "model.json"
+FORMAT = "trainwell-model"
+FORMAT_VERSION = 1
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # torch.compile wraps the module and prefixes keys with "_orig_mod."; save the original.
+    return getattr(model, "_orig_mod", model)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()   # host sync: once, when saving
+    if hasattr(obj, "tolist"):               # numpy arrays and scalars
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] | None = None
+               ) -> Path:
+    """Write ``dir/model.safetensors`` and ``dir/model.json``; return ``dir``.
+
+    Args:
+        model: any module; a builder model also records its ``trainwell_config`` so that
+            :func:`load_model` can rebuild it.
+        dir: the folder (created if needed; the two files are replaced).
+        extra: JSON-serializable data to keep with the model (tensors and numpy arrays are
+            stored as lists), e.g. ``{"task": "multiclass", "class_names": [...]}``.
+
+    Example:
+        >>> save_model(model, "runs/x/model", extra={"task": "multiclass"})  # doctest: +SKIP
+    """
+    from trainwell import __version__
+
+    model = _unwrap(model)
+    folder = Path(dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Host copies, contiguous and unshared (safetensors refuses tensors sharing storage).
+    state = {k: v.detach().to("cpu", copy=True).contiguous()
+             for k, v in model.state_dict().items()}
+    config = getattr(model, "trainwell_config", None)
+    info = {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "trainwell_version": __version__, "torch_version": torch.__version__,
+            "module_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "trainwell_config": config, "extra": extra or {}}
+    text = json.dumps(info, indent=2, default=_jsonable, ensure_ascii=False)
+    _atomic_write(folder / WEIGHTS_FILE,
+                  lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    _atomic_write(folder / INFO_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return folder
+
+
+def load_model_info(dir: str | os.PathLike) -> dict[str, Any]:
+    """The contents of ``dir/model.json`` (``trainwell_config``, ``extra``, versions)."""
+    folder = Path(dir)
+    path = folder / INFO_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a saved trainwell model: {INFO_FILE} is missing "
+                              f"(save_model writes {INFO_FILE} and {WEIGHTS_FILE})")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} cannot be read as JSON: {exc}") from exc
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a trainwell model description "
+                              f"(expected \"format\": \"{FORMAT}\")")
+    return info
+
+
+def _read_weights(path: Path, device: str | torch.device) -> dict[str, torch.Tensor]:
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: no weights to load")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+
+
+def load_weights(model: nn.Module, dir: str | os.PathLike, *, strict: bool = True,
+                 device: str | torch.device = "cpu") -> nn.Module:
+    """Load ``dir/model.safetensors`` (or a ``.safetensors`` file) into ``model``; return it.
+
+    Args:
+        model: any module with the same parameter names and shapes.
+        dir: the folder written by :func:`save_model`, or the weights file itself.
+        strict: every key must match (default ``True``).
+        device: where tensors are read to before being copied into the model.
+
+    Raises:
+        CheckpointError: missing/corrupt file, or names/shapes that do not fit the model.
+    """
+    state = _read_weights(Path(dir), device)
+    try:
+        _unwrap(model).load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"the weights in {dir} do not fit this model: {exc}") from exc
+    return model
+
+
+def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a :func:`~trainwell.nn.build_model` model saved by :func:`save_model`.
+
+    The returned module is in eval mode, on ``device``, and carries ``trainwell_config`` and
+    ``trainwell_extra`` (the ``extra`` given to :func:`save_model`).
+
+    Raises:
+        CheckpointError: no ``model.json``, a model not made by the builder (use
+            :func:`load_weights` on a module you build), or weights that do not fit.
+
+    Example:
+        >>> model = load_model("runs/x/model")  # doctest: +SKIP
+    """
+    from trainwell.nn.builder import build_model
+
+    info = load_model_info(dir)
+    config = info.get("trainwell_config")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{dir} holds a {info.get('module_class', 'custom')} not built by "
+                              "trainwell's builder; build that module yourself and call "
+                              "load_weights(model, dir)")
+    model = build_model(**config)
+    load_weights(model, dir, device=device)
+    model.trainwell_extra = info.get("extra") or {}
+    return model.to(device).eval()
+
+
+def clone_model(model: nn.Module) -> nn.Module:
+    """An independent deep copy of ``model`` with the same weights, modes and attributes.
+
+    Example:
+        >>> twin = clone_model(model)  # doctest: +SKIP
+        >>> twin is not model and twin[0].weight is not model[0].weight  # doctest: +SKIP
+        True
+    """
+    return copy.deepcopy(_unwrap(model))
