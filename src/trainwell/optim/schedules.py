@@ -1,0 +1,448 @@
+"""Learning-rate schedules as pure functions of the iteration counter t.
+
+A :class:`Schedule` answers ``lr_at(t)`` and ``momentum_at(t)`` for any step t (0-based), so
+it can be plotted without training and resumed exactly from the counter alone. Only
+performance scheduling keeps state (fed by ``on_epoch_end``), saved by ``state_dict``.
+
+- ``constant``:    η(t) = η0
+- ``power``:       η(t) = η0 / (1 + t/s)^c          (``decay_steps`` = s, ``power`` = c)
+- ``exponential``: η(t) = η0 · 0.1^(t/s)            (÷10 every s steps)
+- ``piecewise``:   η = values[i] while boundaries[i-1] ≤ epoch < boundaries[i]
+- ``performance``: η ← max(η·λ, min_lr) after ``patience`` epochs without improvement
+- ``onecycle``:    η rises linearly max_lr/start_div → max_lr, falls back to max_lr/start_div,
+  then anneals to max_lr/final_div; momentum goes max → min → max inversely.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from trainwell.errors import CheckpointError, ConfigError
+from trainwell.registry import Registry
+
+__all__ = [
+    "SCHEDULES", "Schedule", "ConstantSchedule", "PowerSchedule", "ExponentialSchedule",
+    "PiecewiseSchedule", "PerformanceSchedule", "OneCycleSchedule", "make_schedule",
+    "schedule_curve", "plot_schedule", "apply_schedule",
+]
+
+
+def _num(field: str, value: object, test, accepted: str) -> float:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not test(value)):
+        raise ConfigError(field, value, accepted)
+    return float(value)
+
+
+def _int(field: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(field, value, f"an integer >= {minimum}")
+    return int(value)
+
+
+class Schedule:
+    """Base class: the learning rate (and optionally momentum) at iteration ``step``.
+
+    Attributes:
+        name: registry name. base_lr: η0. steps_per_epoch, epochs: the run's length.
+        steps_in_epochs: True when the user gave the schedule's points in epochs.
+    """
+
+    name: ClassVar[str] = "base"
+    steps_in_epochs: ClassVar[bool] = False
+
+    def __init__(self, *, base_lr: float, steps_per_epoch: int, epochs: int):
+        self.base_lr = _num("optimizer.lr", base_lr, lambda v: v > 0, "a number > 0")
+        self.steps_per_epoch = _int("schedule.steps_per_epoch", steps_per_epoch, 1)
+        self.epochs = _int("train.epochs", epochs, 1)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for iteration ``step`` (0-based)."""
+        return self.base_lr
+
+    def momentum_at(self, step: int) -> float | None:
+        """Momentum (β or β1) for ``step``, or None when this schedule does not cycle it."""
+        return None
+
+    def on_epoch_end(self, epoch: int, metric: float | None) -> None:
+        """Called once per epoch with the monitored validation metric (performance only)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("name") != self.name:
+            raise CheckpointError(
+                f"schedule state is for {state.get('name')!r}, this run uses {self.name!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_lr={self.base_lr}, total_steps={self.total_steps})"
+
+
+class ConstantSchedule(Schedule):
+    """η(t) = η0.
+
+    Example:
+        >>> ConstantSchedule(base_lr=0.1, steps_per_epoch=10, epochs=2).lr_at(15)
+        0.1
+    """
+
+    name = "constant"
+
+
+class PowerSchedule(Schedule):
+    """Power scheduling η(t) = η0 / (1 + t/s)^c.
+
+    Args:
+        decay_steps: s in iterations (default: the whole run). Keras ``decay=d`` is s = 1/d.
+        power: c (default 1).
+
+    Example:
+        >>> PowerSchedule(base_lr=0.01, steps_per_epoch=10, epochs=1, decay_steps=5).lr_at(5)
+        0.005
+    """
+
+    name = "power"
+
+    def __init__(self, *, decay_steps: float | None = None, power: float = 1.0, **base: Any):
+        super().__init__(**base)
+        s = self.total_steps if decay_steps is None else decay_steps
+        self.decay_steps = _num("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
+        self.power = _num("schedule.power", power, lambda v: v > 0, "a number > 0")
+
+    def lr_at(self, step: int) -> float:
+        return self.base_lr / (1.0 + step / self.decay_steps) ** self.power
+
+
+class ExponentialSchedule(Schedule):
+    """Exponential scheduling η(t) = η0 · 0.1^(t/s): the rate drops 10× every s steps.
+
+    Args:
+        decay_steps: s in iterations (default: the whole run).
+
+    Example:
+        >>> s = ExponentialSchedule(base_lr=0.01, steps_per_epoch=10, epochs=1, decay_steps=5)
+        >>> round(s.lr_at(10), 8)
+        0.0001
+    """
+
+    name = "exponential"
+
+    def __init__(self, *, decay_steps: float | None = None, **base: Any):
+        super().__init__(**base)
+        s = self.total_steps if decay_steps is None else decay_steps
+        self.decay_steps = _num("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
+
+    def lr_at(self, step: int) -> float:
+        return self.base_lr * 0.1 ** (step / self.decay_steps)
+
+
+class PiecewiseSchedule(Schedule):
+    """Piecewise constant scheduling with boundaries in epochs.
+
+    ``values[i]`` is used from epoch ``boundaries[i-1]`` (inclusive) to ``boundaries[i]``;
+    a boundary b becomes step ``round(b · steps_per_epoch)``.
+
+    Args:
+        boundaries: increasing epochs > 0 where the rate changes.
+        values: len(boundaries) + 1 rates; default η0·0.1^i.
+
+    Example (Géron: 0.01 until epoch 5, 0.005 until 15, then 0.001):
+        >>> s = PiecewiseSchedule(base_lr=0.01, steps_per_epoch=10, epochs=20,
+        ...                       boundaries=[5, 15], values=[0.01, 0.005, 0.001])
+        >>> s.lr_at(49), s.lr_at(50), s.lr_at(150)
+        (0.01, 0.005, 0.001)
+    """
+
+    name = "piecewise"
+    steps_in_epochs = True
+
+    def __init__(self, *, boundaries: Sequence[float] | None = None,
+                 values: Sequence[float] | None = None, **base: Any):
+        super().__init__(**base)
+        accepted = "a non-empty increasing list of epochs > 0"
+        if boundaries is None or isinstance(boundaries, (str, bytes)) or not len(boundaries):
+            raise ConfigError("schedule.boundaries", boundaries, accepted)
+        b = [_num("schedule.boundaries", x, lambda v: v > 0, accepted) for x in boundaries]
+        if any(x >= y for x, y in zip(b, b[1:], strict=False)):
+            raise ConfigError("schedule.boundaries", list(boundaries), accepted)
+        if values is None:
+            values = [self.base_lr * 0.1 ** i for i in range(len(b) + 1)]
+        if isinstance(values, (str, bytes)) or len(values) != len(b) + 1:
+            raise ConfigError("schedule.values", values,
+                              f"a list of {len(b) + 1} learning rates (len(boundaries) + 1)")
+        self.values = [_num("schedule.values", v, lambda v: v > 0, "learning rates > 0")
+                       for v in values]
+        self.boundaries = b
+        self.boundary_steps = [round(x * self.steps_per_epoch) for x in b]
+
+    def lr_at(self, step: int) -> float:
+        i = sum(step >= bs for bs in self.boundary_steps)
+        return self.values[i]
+
+
+class PerformanceSchedule(Schedule):
+    """Performance scheduling (reduce on plateau).
+
+    After ``patience`` consecutive epochs whose monitored metric did not improve on the best
+    by more than ``min_delta``, η ← max(η·factor, min_lr) and the count restarts.
+
+    Args:
+        factor: λ in (0, 1) (default 0.5).
+        patience: epochs without improvement before a reduction (default 5).
+        min_lr: floor (default 0).
+        mode: ``"min"`` for losses, ``"max"`` for accuracies (default ``"min"``).
+        min_delta: smallest change that counts as an improvement (default 0).
+
+    Example:
+        >>> s = PerformanceSchedule(base_lr=0.1, steps_per_epoch=1, epochs=9, patience=1)
+        >>> s.on_epoch_end(0, 1.0); s.on_epoch_end(1, 1.0); s.lr_at(2)
+        0.05
+    """
+
+    name = "performance"
+
+    def __init__(self, *, factor: float = 0.5, patience: int = 5, min_lr: float = 0.0,
+                 mode: str = "min", min_delta: float = 0.0, **base: Any):
+        super().__init__(**base)
+        self.factor = _num("schedule.factor", factor, lambda v: 0 < v < 1, "a number in (0, 1)")
+        self.patience = _int("schedule.patience", patience, 0)
+        self.min_lr = _num("schedule.min_lr", min_lr, lambda v: 0 <= v, "a number >= 0")
+        if mode not in ("min", "max"):
+            raise ConfigError("schedule.mode", mode, ["min", "max"])
+        self.mode = mode
+        self.min_delta = _num("schedule.min_delta", min_delta, lambda v: v >= 0, "a number >= 0")
+        self.lr = self.base_lr
+        self.best: float | None = None
+        self.wait = 0
+
+    def lr_at(self, step: int) -> float:
+        return self.lr
+
+    def on_epoch_end(self, epoch: int, metric: float | None) -> None:
+        if metric is None:
+            return
+        # host sync: once per epoch, when the caller passes a tensor metric.
+        value = float(metric.item()) if isinstance(metric, torch.Tensor) else float(metric)
+        if math.isnan(value):
+            improved = False
+        elif self.best is None:
+            improved = True
+        elif self.mode == "min":
+            improved = value < self.best - self.min_delta
+        else:
+            improved = value > self.best + self.min_delta
+        if improved:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.lr = max(self.lr * self.factor, self.min_lr)
+            self.wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "lr": self.lr, "best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.lr, self.best, self.wait = float(state["lr"]), state["best"], int(state["wait"])
+
+
+class OneCycleSchedule(Schedule):
+    """1cycle (Smith 2018, as in Géron's ``OneCycleScheduler``).
+
+    With T total steps, t1 = warmup_frac·T and t2 = (1 − anneal_frac)·T:
+    η rises linearly from max_lr/start_div to max_lr over [0, t1], falls linearly back to
+    max_lr/start_div over [t1, t2], then anneals linearly to max_lr/final_div at T (held
+    after). Momentum mirrors it: max_momentum → min_momentum → max_momentum, then stays.
+
+    Args:
+        max_lr: peak rate (default: base_lr). start_div: 10. final_div: 1000.
+        warmup_frac: 0.45. anneal_frac: 0.1. max_momentum: 0.95. min_momentum: 0.85.
+
+    Example:
+        >>> s = OneCycleSchedule(base_lr=0.1, steps_per_epoch=10, epochs=10)
+        >>> round(s.lr_at(0), 6), round(s.lr_at(45), 6), s.momentum_at(45)
+        (0.01, 0.1, 0.85)
+    """
+
+    name = "onecycle"
+
+    def __init__(self, *, max_lr: float | None = None, start_div: float = 10.0,
+                 final_div: float = 1000.0, warmup_frac: float = 0.45, anneal_frac: float = 0.1,
+                 max_momentum: float = 0.95, min_momentum: float = 0.85, **base: Any):
+        super().__init__(**base)
+        peak = self.base_lr if max_lr is None else max_lr
+        self.max_lr = _num("schedule.max_lr", peak, lambda v: v > 0, "a number > 0")
+        self.start_div = _num("schedule.start_div", start_div, lambda v: v >= 1, "a number >= 1")
+        self.final_div = _num("schedule.final_div", final_div, lambda v: v >= 1, "a number >= 1")
+        frac = "a number in (0, 1)"
+        self.warmup_frac = _num("schedule.warmup_frac", warmup_frac, lambda v: 0 < v < 1, frac)
+        self.anneal_frac = _num("schedule.anneal_frac", anneal_frac, lambda v: 0 < v < 1, frac)
+        if self.warmup_frac + self.anneal_frac >= 1:
+            raise ConfigError("schedule.warmup_frac", warmup_frac,
+                              f"a number < 1 − anneal_frac = {1 - self.anneal_frac:g}")
+        mom = "a number in [0, 1)"
+        self.max_momentum = _num("schedule.max_momentum", max_momentum, lambda v: 0 <= v < 1, mom)
+        self.min_momentum = _num("schedule.min_momentum", min_momentum, lambda v: 0 <= v < 1, mom)
+        if self.min_momentum > self.max_momentum:
+            raise ConfigError("schedule.min_momentum", min_momentum,
+                              f"a number <= max_momentum ({self.max_momentum:g})")
+        total = self.total_steps
+        self.t1 = self.warmup_frac * total
+        self.t2 = (1.0 - self.anneal_frac) * total
+
+    @staticmethod
+    def _interp(t: float, t0: float, t1: float, v0: float, v1: float) -> float:
+        return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+    def lr_at(self, step: int) -> float:
+        start, peak, final = self.max_lr / self.start_div, self.max_lr, self.max_lr / self.final_div
+        t = min(float(step), float(self.total_steps))
+        if t < self.t1:
+            return self._interp(t, 0.0, self.t1, start, peak)
+        if t < self.t2:
+            return self._interp(t, self.t1, self.t2, peak, start)
+        return self._interp(t, self.t2, self.total_steps, start, final)
+
+    def momentum_at(self, step: int) -> float | None:
+        t = float(step)
+        if t < self.t1:
+            return self._interp(t, 0.0, self.t1, self.max_momentum, self.min_momentum)
+        if t < self.t2:
+            return self._interp(t, self.t1, self.t2, self.min_momentum, self.max_momentum)
+        return self.max_momentum
+
+
+SCHEDULES = Registry("schedule")
+for _cls, _desc, _aliases, _params in [
+    (ConstantSchedule, "η(t) = η0", ("none",), {}),
+    (PowerSchedule, "η(t) = η0 / (1 + t/s)^c", (), {"decay_steps": None, "power": 1.0}),
+    (ExponentialSchedule, "η(t) = η0 · 0.1^(t/s)", (), {"decay_steps": None}),
+    (PiecewiseSchedule, "constant rates between epoch boundaries", ("piecewise_constant",),
+     {"boundaries": None, "values": None}),
+    (PerformanceSchedule, "×factor after `patience` epochs without validation improvement",
+     ("plateau",),
+     {"factor": 0.5, "patience": 5, "min_lr": 0.0, "mode": "min", "min_delta": 0.0}),
+    (OneCycleSchedule, "1cycle: LR up then down linearly, final anneal, momentum inverse",
+     ("1cycle", "one_cycle"),
+     {"max_lr": None, "start_div": 10.0, "final_div": 1000.0, "warmup_frac": 0.45,
+      "anneal_frac": 0.1, "max_momentum": 0.95, "min_momentum": 0.85}),
+]:
+    SCHEDULES.register(_cls.name, _cls, description=_desc, aliases=_aliases, params=_params,
+                       cycles_momentum=_cls is OneCycleSchedule, per_epoch=_cls.steps_in_epochs)
+
+_ALL_PARAMS = {p for _, e in SCHEDULES.items() for p in e.meta["params"]}
+
+
+def make_schedule(name: str = "constant", *, base_lr: float, steps_per_epoch: int, epochs: int,
+                  **params: Any) -> Schedule:
+    """Build a registered schedule.
+
+    Params set to None are treated as absent; params that belong to another schedule are
+    ignored (a recipe's ``[schedule]`` table may carry several); unknown names are an error.
+
+    Raises:
+        ConfigError: ``schedule.name`` or ``schedule.<field>``.
+
+    Example:
+        >>> make_schedule("1cycle", base_lr=0.1, steps_per_epoch=10, epochs=5).name
+        'onecycle'
+    """
+    entry = SCHEDULES.get(name, "schedule.name")
+    own = entry.meta["params"]
+    kwargs = {}
+    for key, value in params.items():
+        if key not in _ALL_PARAMS:
+            raise ConfigError(f"schedule.{key}", value,
+                              f"a parameter of {entry.name}: {', '.join(own) or 'none'}")
+        if key in own and value is not None:
+            kwargs[key] = value
+    return entry.obj(base_lr=base_lr, steps_per_epoch=steps_per_epoch, epochs=epochs, **kwargs)
+
+
+def schedule_curve(schedule: Schedule, total_steps: int | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Evaluate a schedule at steps 0..total_steps-1 without training.
+
+    Returns:
+        (steps, lrs, momentums); momentums is None when the schedule does not cycle it.
+
+    Example:
+        >>> s = make_schedule("exponential", base_lr=1.0, steps_per_epoch=1, epochs=2,
+        ...                   decay_steps=1)
+        >>> schedule_curve(s)[1].tolist()
+        [1.0, 0.1]
+    """
+    n = schedule.total_steps if total_steps is None else total_steps
+    steps = np.arange(n)
+    lrs = np.array([schedule.lr_at(int(t)) for t in steps], dtype=float)
+    moms = [schedule.momentum_at(int(t)) for t in steps]
+    momentums = None if n == 0 or moms[0] is None else np.array(moms, dtype=float)
+    return steps, lrs, momentums
+
+
+def plot_schedule(schedule: Schedule, path: str | Path, total_steps: int | None = None, *,
+                  title: str | None = None) -> Path:
+    """Write a PNG of the LR curve (and momentum, when cycled) over the iterations.
+
+    Example:
+        >>> plot_schedule(make_schedule("1cycle", base_lr=0.1, steps_per_epoch=10, epochs=5),
+        ...               "lr.png")  # doctest: +SKIP
+    """
+    # Figure + Agg canvas directly: no pyplot global state, no GUI backend needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps, lrs, moms = schedule_curve(schedule, total_steps)
+    fig = Figure(figsize=(7, 4 if moms is None else 6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1 if moms is None else 2, 1, sharex=True, squeeze=False)[:, 0]
+    axes[0].plot(steps, lrs)
+    axes[0].set_ylabel("learning rate")
+    axes[0].set_title(title or f"{schedule.name} schedule")
+    if moms is not None:
+        axes[1].plot(steps, moms, color="tab:orange")
+        axes[1].set_ylabel("momentum")
+    axes[-1].set_xlabel("iteration")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def apply_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule, step: int) -> float:
+    """Set every param group's lr (× its ``lr_scale``) and, when cycled, its momentum.
+
+    Momentum goes to ``momentum`` for SGD groups that use it (>0) and to β1 of ``betas``
+    for the Adam family. Returns the base lr for logging.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> apply_schedule(opt, ConstantSchedule(base_lr=0.1, steps_per_epoch=1, epochs=1), 0)
+        0.1
+    """
+    lr = schedule.lr_at(step)
+    momentum = schedule.momentum_at(step)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+        if momentum is None:
+            continue
+        if "betas" in group:
+            group["betas"] = (momentum, group["betas"][1])
+        elif group.get("momentum", 0) > 0:
+            group["momentum"] = momentum
+    return lr
