@@ -1,0 +1,117 @@
+"""Turn a :class:`~trainwell.recipe.Recipe` into data, a model and a trainer.
+
+This is the only place (with :mod:`trainwell.run`) where recipe sections become keyword
+arguments of the lower layers; the field names are the keyword names, so each call is a
+plain unpacking of one section.
+
+Example:
+    >>> from trainwell.recipe import resolve
+    >>> splits, model, trainer = build_from_recipe(resolve("default"))  # doctest: +SKIP
+    >>> trainer.fit(splits.x_train, splits.y_train, epochs=1)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from trainwell.recipe import Recipe
+
+__all__ = [
+    "build_from_recipe",
+    "load_splits",
+    "build_model_from_recipe",
+    "build_trainer",
+    "dataset_argument",
+    "model_kwargs",
+    "trainer_kwargs",
+    "resolved_task",
+]
+
+
+def dataset_argument(recipe: Recipe) -> str:
+    """What ``load_dataset`` receives: the file for ``npz``/``csv`` datasets, else the name."""
+    d = recipe.data
+    return d.path if d.dataset in ("npz", "csv") and d.path else d.dataset
+
+
+def load_splits(recipe: Recipe, *, progress: bool = True) -> Any:
+    """Load the ``[data]`` section's dataset as :class:`trainwell.data.Splits`."""
+    from trainwell.data import load_dataset
+
+    d = recipe.data
+    return load_dataset(dataset_argument(recipe), validation=d.validation, stratify=d.stratify,
+                        standardize=d.standardize, flatten=d.flatten, classes=d.classes,
+                        train_limit=d.train_limit, seed=recipe.train.seed, target=d.target,
+                        progress=progress)
+
+
+def resolved_task(recipe: Recipe, splits: Any) -> str:
+    """``model.task``, or the dataset's task when it is ``"auto"``."""
+    return splits.task if recipe.model.task == "auto" else recipe.model.task
+
+
+def model_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`trainwell.nn.build_model` for this recipe and data."""
+    m, r = recipe.model, recipe.regularization
+    return dict(input_shape=tuple(splits.input_shape), n_outputs=int(splits.n_outputs),
+                task=resolved_task(recipe, splits), hidden=list(m.hidden),
+                activation=m.activation, init=m.init, init_distribution=m.init_distribution,
+                batch_norm=m.batch_norm, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
+                dropout=r.dropout, dropout_kind=r.dropout_kind, dropout_top_k=r.dropout_top_k,
+                input_dropout=r.input_dropout, leaky_slope=m.leaky_slope)
+
+
+def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:
+    """The ``[model]`` + ``[regularization]`` network for ``splits`` (seeded by ``train.seed``)."""
+    import torch
+
+    from trainwell.nn import build_model
+
+    # the initial weights depend on the seed only, not on what ran before in this process
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.train.seed)
+        return build_model(**model_kwargs(recipe, splits))
+
+
+def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
+    """Keyword arguments of :class:`trainwell.train.Trainer` (all but model and callbacks)."""
+    o, s, r, t = recipe.optimizer, recipe.schedule, recipe.regularization, recipe.train
+    return dict(
+        task=resolved_task(recipe, splits),
+        loss=None if recipe.model.loss == "auto" else recipe.model.loss,
+        optimizer=o.name, lr=o.lr,
+        optimizer_params=dict(momentum=o.momentum, beta_1=o.beta_1, beta_2=o.beta_2, rho=o.rho,
+                              epsilon=o.epsilon, weight_decay=o.weight_decay),
+        schedule=s.name, schedule_params=s.params(),
+        clip_value=o.clip_value, clip_norm=o.clip_norm, clip_global_norm=o.clip_global_norm,
+        l1=r.l1, l2=r.l2, max_norm=r.max_norm,
+        device=t.device, seed=t.seed, compile=t.compile,
+    )
+
+
+def build_trainer(recipe: Recipe, model: Any, splits: Any, *, callbacks: Sequence[Any] = ()
+                  ) -> Any:
+    """A :class:`trainwell.train.Trainer` for ``model`` with the recipe's optimization setup."""
+    from trainwell.train import Trainer
+
+    return Trainer(model, callbacks=list(callbacks), **trainer_kwargs(recipe, splits))
+
+
+def build_from_recipe(recipe: Recipe, splits: Any = None, *, model: Any = None,
+                      callbacks: Sequence[Any] = (), progress: bool = True) -> tuple[Any, Any, Any]:
+    """``(splits, model, trainer)`` for ``recipe``.
+
+    Args:
+        recipe: a validated recipe.
+        splits: data to use instead of loading ``[data]`` (default None = load it).
+        model: any ``nn.Module`` to train instead of building ``[model]`` (default None).
+        callbacks: extra :class:`trainwell.train.Callback` objects for the trainer.
+        progress: show a download/progress bar while loading data (default True).
+    """
+    if splits is None:
+        splits = load_splits(recipe, progress=progress)
+    if model is None:
+        model = build_model_from_recipe(recipe, splits)
+    trainer = build_trainer(recipe, model, splits, callbacks=callbacks)
+    return splits, model, trainer

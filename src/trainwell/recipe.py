@@ -1,0 +1,821 @@
+"""Typed training recipes: load, validate, override, save.
+
+A recipe is a TOML file with the sections ``[data]``, ``[model]``, ``[regularization]``,
+``[optimizer]``, ``[schedule]`` and ``[train]`` plus a top-level ``name`` and ``description``.
+Every field name equals the keyword argument of the lower layer it feeds
+(:func:`trainwell.data.load_dataset`, :func:`trainwell.nn.build_model`,
+:func:`trainwell.optim.make_optimizer`, :func:`trainwell.optim.make_schedule`,
+:class:`trainwell.train.Trainer`), so a recipe is plain data that the glue unpacks.
+
+The defaults follow the chapter's *Practical Guidelines* (3rd edition, Table 11-3): He
+initialization (``init="auto"`` matches the activation), ReLU for a shallow network, no
+normalization, early stopping, Nesterov momentum and 1cycle scheduling.
+
+Bad values raise one :class:`~trainwell.errors.ConfigError` naming the dotted field, the value
+received and what is accepted, e.g.
+``model.activation: received 'relu6'; expected one of sigmoid, tanh, relu, ...``.
+
+Example:
+    >>> r = apply_overrides(Recipe(), ["model.hidden=[64]", "train.epochs=3"])
+    >>> r.model.hidden, r.train.epochs
+    ([64], 3)
+    >>> recipe_diff(Recipe(), r)
+    ['model.hidden', 'train.epochs']
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import math
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import annotated_types as at
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainwell.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 needs the `tomli` backport
+    import tomli as tomllib
+
+__all__ = [
+    "Recipe",
+    "DataSection",
+    "ModelSection",
+    "RegularizationSection",
+    "OptimizerSection",
+    "ScheduleSection",
+    "TrainSection",
+    "SECTIONS",
+    "schedule_params",
+    "UnknownFieldError",
+    "recipe_from_dict",
+    "load_recipe",
+    "loads_recipe",
+    "save_recipe",
+    "to_toml",
+    "apply_overrides",
+    "resolve",
+    "builtin_recipes",
+    "builtin_path",
+    "recipe_diff",
+    "accepted_values",
+    "reference_markdown",
+]
+
+
+class UnknownFieldError(ConfigError):
+    """A recipe key that does not exist: ``train.epoch: unknown field; expected one of ...``."""
+
+    def __init__(self, field: str, value: object, accepted: str | Iterable[object],
+                 what: str = "field"):
+        super().__init__(field, value, accepted)
+        close = difflib.get_close_matches(str(value), [str(a) for a in accepted], n=1) \
+            if not isinstance(accepted, str) else []
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        self.args = (f"{field}: unknown {what}{hint}; expected {self.accepted}",)
+
+
+# --------------------------------------------------------------------------- registries
+# Where each registry lives; imported lazily so that loading a recipe stays cheap and works
+# while a lower layer is missing (then the names below, from DESIGN.md, are used).
+_REGISTRIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "activation": (("trainwell.nn", "ACTIVATIONS"), ("trainwell.nn.activations", "ACTIVATIONS")),
+    "initializer": (("trainwell.nn", "INITIALIZERS"), ("trainwell.nn.init", "INITIALIZERS")),
+    "optimizer": (("trainwell.optim", "OPTIMIZERS"),),
+    "schedule": (("trainwell.optim", "SCHEDULES"),),
+    "task": (("trainwell.tasks", "TASKS"),),
+    "dataset": (("trainwell.data", "DATASETS"),),
+}
+_FALLBACK_NAMES: dict[str, list[str]] = {
+    "activation": ["sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "prelu", "elu", "selu",
+                   "gelu", "swish", "mish"],
+    "initializer": ["glorot", "he", "lecun"],
+    "optimizer": ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax",
+                  "nadam", "adamw"],
+    "schedule": ["constant", "power", "exponential", "piecewise", "performance", "onecycle"],
+    "task": ["multiclass", "binary", "multilabel", "regression"],
+    "dataset": ["fashion_mnist", "mnist", "cifar10", "npz", "csv"],
+}
+
+
+def _registry(kind: str) -> Any | None:
+    for module_name, attr in _REGISTRIES[kind]:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        reg = getattr(module, attr, None)
+        if reg is not None:
+            return reg
+    return None
+
+
+def _names(kind: str) -> list[str]:
+    reg = _registry(kind)
+    return list(reg.names()) if reg is not None else list(_FALLBACK_NAMES[kind])
+
+
+def _canonical(kind: str, value: str) -> str | None:
+    reg = _registry(kind)
+    if reg is not None:
+        return reg.canonical(value)
+    key = value.strip().lower().replace("-", "_")
+    return key if key in _FALLBACK_NAMES[kind] else None
+
+
+# --------------------------------------------------------------------------- field helpers
+def _choice(default: Any, description: str, *, registry: str | None = None,
+            static: Sequence[str] = ()) -> Any:
+    """A string field whose value must be one of ``static`` or a name of ``registry``."""
+    return Field(default, description=description,
+                 json_schema_extra={"registry": registry, "static": list(static)})
+
+
+def _choices_of(info: Any) -> tuple[list[str], str | None] | None:
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "static" not in extra:
+        return None
+    static = list(extra["static"])
+    registry = extra.get("registry")
+    return static + (_names(registry) if registry else []), registry
+
+
+def _fmt(x: Any) -> str:
+    return repr(x) if isinstance(x, str) else str(x)
+
+
+def _bounds_text(info: Any, noun: str) -> str:
+    lo = hi = None
+    for m in info.metadata:
+        if isinstance(m, at.Gt):
+            lo = ("(", m.gt)
+        elif isinstance(m, at.Ge):
+            lo = ("[", m.ge)
+        elif isinstance(m, at.Lt):
+            hi = (")", m.lt)
+        elif isinstance(m, at.Le):
+            hi = ("]", m.le)
+    if lo and hi:
+        return f"{noun} in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
+    if lo:
+        return f"{noun} {'>' if lo[0] == '(' else '≥'} {lo[1]}"
+    if hi:
+        return f"{noun} {'<' if hi[0] == ')' else '≤'} {hi[1]}"
+    return noun
+
+
+# --------------------------------------------------------------------------- sections
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    section: ClassVar[str] = ""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _check_choice(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields[info.field_name]
+        choices = _choices_of(field)
+        if choices is None or value is None:
+            return value
+        options, registry = choices
+        key = value.strip().lower().replace("-", "_")
+        extra = field.json_schema_extra
+        if key in extra["static"]:
+            return key
+        if registry:
+            name = _canonical(registry, value)
+            if name is not None:
+                return name
+        raise ConfigError(f"{cls.section}.{info.field_name}", value, options)
+
+
+
+class DataSection(_Section):
+    """``[data]``: which dataset, how it is split and scaled (→ ``load_dataset``)."""
+
+    section: ClassVar[str] = "data"
+    dataset: str = Field("fashion_mnist", description=(
+        "a built-in dataset name, `npz`/`csv` (with `path`), or a path to a .npz/.csv file"))
+    path: str | None = Field(None, description="file for `dataset = \"npz\"` or `\"csv\"`")
+    target: str = Field("target", description="CSV column holding the target")
+    validation: int | float = Field(5000, description=(
+        "validation set: a count of training samples (int ≥ 0) or a fraction in (0, 1)"))
+    stratify: bool = Field(True, description="keep the class proportions in the validation split")
+    standardize: bool = Field(True, description="scale features to mean 0, std 1 (train stats)")
+    flatten: bool = Field(False, description="flatten each sample to a vector when loading")
+    classes: list[int | str] | None = Field(None, description="keep only these classes")
+    train_limit: int = Field(0, ge=0, description="use at most this many training samples (0 = all)")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if value.lower().endswith((".npz", ".csv")):
+            return value
+        name = _canonical("dataset", value)
+        if name is None:
+            raise ConfigError("data.dataset", value,
+                              f"one of {', '.join(_names('dataset'))} or a path to a .npz/.csv file")
+        return name
+
+    @field_validator("validation")
+    @classmethod
+    def _validation(cls, value: int | float) -> int | float:
+        ok = (value >= 0) if isinstance(value, int) else (0 < value < 1)
+        if isinstance(value, bool) or not ok:
+            raise ConfigError("data.validation", value,
+                              "an integer count ≥ 0 or a fraction in (0, 1)")
+        return value
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> DataSection:
+        if self.dataset in ("npz", "csv") and not self.path:
+            raise ConfigError("data.path", self.path,
+                              f"a path to a .{self.dataset} file when data.dataset = {self.dataset!r}")
+        return self
+
+
+class ModelSection(_Section):
+    """``[model]``: the dense network (→ ``build_model``) and its task/loss."""
+
+    section: ClassVar[str] = "model"
+    hidden: list[int] = Field([300, 100], description="units of each hidden layer")
+    activation: str = _choice("relu", "hidden-layer activation", registry="activation")
+    init: str = _choice("auto", "kernel initializer; `auto` matches the activation "
+                        "(glorot: sigmoid/tanh, he: ReLU family/ELU/GELU/Swish/Mish, lecun: SELU)",
+                        registry="initializer", static=("auto",))
+    init_distribution: str = _choice("normal", "draw initial weights from a normal or a "
+                                     "uniform distribution", static=("normal", "uniform"))
+    batch_norm: str = _choice("none", "batch normalization in each hidden layer, before or "
+                              "after the activation", static=("none", "before", "after"))
+    bn_momentum: float = Field(0.99, ge=0, lt=1, description=(
+        "Keras convention: running ← running·m + batch·(1−m)"))
+    bn_epsilon: float = Field(1e-5, gt=0, description="added to the variance in batch norm")
+    leaky_slope: float = Field(0.01, ge=0, description="α of leaky_relu")
+    task: str = _choice("auto", "`auto` takes the task of the dataset", registry="task",
+                        static=("auto",))
+    loss: str = Field("auto", description=(
+        "`auto` = the task's loss (cross-entropy, BCE, MSE); `huber` for regression"))
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _hidden(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           for v in value):
+            if any(v < 1 for v in value):
+                raise ConfigError("model.hidden", value, "a list of integers ≥ 1, e.g. [300, 100]")
+            return value
+        raise ConfigError("model.hidden", value, "a list of integers ≥ 1, e.g. [300, 100]")
+
+
+class RegularizationSection(_Section):
+    """``[regularization]``: penalties, dropout and max-norm."""
+
+    section: ClassVar[str] = "regularization"
+    l1: float = Field(0.0, ge=0, description="ℓ1 penalty l1·Σ|w| on kernels (not biases)")
+    l2: float = Field(0.0, ge=0, description="ℓ2 penalty l2·Σw² on kernels (not biases)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate after each hidden layer")
+    dropout_kind: str = _choice("auto", "`auto` = alpha dropout for SELU, standard otherwise",
+                                static=("auto", "standard", "alpha"))
+    dropout_top_k: int = Field(0, ge=0, description=(
+        "apply dropout only to the top k hidden layers (0 = all)"))
+    input_dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate on the inputs")
+    max_norm: float = Field(0.0, ge=0, description=(
+        "after each step rescale each unit's incoming weights to ‖w‖₂ ≤ r (0 = off)"))
+
+
+class OptimizerSection(_Section):
+    """``[optimizer]``: the optimizer (→ ``make_optimizer``) and gradient clipping."""
+
+    section: ClassVar[str] = "optimizer"
+    name: str = _choice("nesterov", "optimizer", registry="optimizer")
+    lr: float = Field(0.05, gt=0, description="learning rate η (the peak rate under 1cycle)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum β (sgd/momentum/nesterov)")
+    beta_1: float = Field(0.9, ge=0, lt=1, description="β1 of Adam-family optimizers")
+    beta_2: float = Field(0.999, ge=0, lt=1, description="β2 of Adam-family optimizers")
+    rho: float = Field(0.9, ge=0, lt=1, description="decay ρ of RMSProp")
+    epsilon: float = Field(1e-7, gt=0, description="smoothing term ε")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay (AdamW) or L2")
+    clip_value: float = Field(0.0, ge=0, description="clip each gradient element to [−v, v] (0 = off)")
+    clip_norm: float = Field(0.0, ge=0, description="clip each gradient tensor's ℓ2 norm (0 = off)")
+    clip_global_norm: float = Field(0.0, ge=0, description=(
+        "clip the ℓ2 norm of all gradients together (0 = off)"))
+
+
+# Parameters of each built-in schedule (docs/internals.md § optim) and which must be given;
+# the optim registry's own table is used when it is importable.
+_SCHEDULE_PARAMS_FALLBACK: dict[str, tuple[str, ...]] = {
+    "constant": (),
+    "power": ("decay_steps", "power"),
+    "exponential": ("decay_steps",),
+    "piecewise": ("boundaries", "values"),
+    "performance": ("factor", "patience", "min_lr", "mode", "min_delta"),
+    "onecycle": ("max_lr", "start_div", "final_div", "warmup_frac", "anneal_frac",
+                 "max_momentum", "min_momentum"),
+}
+_SCHEDULE_REQUIRED: dict[str, tuple[str, ...]] = {"piecewise": ("boundaries", "values")}
+
+
+def schedule_params() -> dict[str, tuple[str, ...]]:
+    """``{schedule name: its parameter names}`` (from the optim registry when available)."""
+    reg = _registry("schedule")
+    if reg is None:
+        return dict(_SCHEDULE_PARAMS_FALLBACK)
+    return {name: tuple(e.meta.get("params", {})) for name, e in reg.items()}
+
+
+class ScheduleSection(_Section):
+    """``[schedule]``: the learning-rate schedule (→ ``make_schedule``), stepped every iteration.
+
+    Parameters left unset take the schedule's own default; parameters of other schedules are
+    kept but ignored (so ``--set schedule.name=...`` works on any recipe).
+    """
+
+    section: ClassVar[str] = "schedule"
+    name: str = _choice("onecycle", "learning-rate schedule", registry="schedule")
+    decay_steps: int | None = Field(None, ge=1, description=(
+        "power: η0/(1+t/s)^c and exponential: η0·0.1^(t/s) — s in iterations "
+        "(default: all iterations of the run)"))
+    power: float | None = Field(None, gt=0, description="power: exponent c (default 1)")
+    boundaries: list[float] | None = Field(None, description="piecewise: epochs where the rate changes")
+    values: list[float] | None = Field(None, description="piecewise: rates, one more than boundaries")
+    factor: float | None = Field(None, gt=0, lt=1, description=(
+        "performance: multiply the rate by this after `patience` epochs without improvement "
+        "(default 0.5)"))
+    patience: int | None = Field(None, ge=1, description="performance: epochs to wait (default 5)")
+    min_lr: float | None = Field(None, ge=0, description="performance: lower bound (default 0)")
+    mode: str | None = _choice(None, "performance: `min` for a loss, `max` for an accuracy "
+                               "(default min)", static=("min", "max"))
+    min_delta: float | None = Field(None, ge=0, description=(
+        "performance: smallest change that counts as an improvement (default 0)"))
+    max_lr: float | None = Field(None, gt=0, description="onecycle: peak rate (default optimizer.lr)")
+    start_div: float | None = Field(None, ge=1, description=(
+        "onecycle: start at max_lr/start_div (default 10)"))
+    final_div: float | None = Field(None, ge=1, description=(
+        "onecycle: end at max_lr/final_div (default 1000)"))
+    warmup_frac: float | None = Field(None, gt=0, lt=1, description=(
+        "onecycle: fraction of iterations going up (default 0.45)"))
+    anneal_frac: float | None = Field(None, ge=0, lt=1, description=(
+        "onecycle: fraction of iterations for the final anneal (default 0.1)"))
+    max_momentum: float | None = Field(None, ge=0, lt=1, description="onecycle: default 0.95")
+    min_momentum: float | None = Field(None, ge=0, lt=1, description="onecycle: default 0.85")
+
+    @model_validator(mode="after")
+    def _params_fit_schedule(self) -> ScheduleSection:
+        for field in _SCHEDULE_REQUIRED.get(self.name, ()):
+            if getattr(self, field) is None:
+                raise ConfigError(f"schedule.{field}", None, "a value: schedule "
+                                  f"{self.name!r} requires {', '.join(_SCHEDULE_REQUIRED[self.name])}")
+        if self.name == "piecewise":
+            b, v = self.boundaries or [], self.values or []
+            if len(v) != len(b) + 1:
+                raise ConfigError("schedule.values", v,
+                                  f"{len(b) + 1} rates (one more than the {len(b)} boundaries)")
+            if any(x <= 0 for x in v):
+                raise ConfigError("schedule.values", v, "rates > 0")
+            if any(x <= 0 for x in b) or list(b) != sorted(b):
+                raise ConfigError("schedule.boundaries", b, "increasing epochs > 0")
+        if (self.min_momentum is not None and self.max_momentum is not None
+                and self.min_momentum > self.max_momentum):
+            raise ConfigError("schedule.min_momentum", self.min_momentum,
+                              f"a value ≤ schedule.max_momentum ({self.max_momentum})")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The parameters set for the named schedule (unset ones and other schedules' omitted)."""
+        own = schedule_params().get(self.name)
+        return {k: v for k, v in self.model_dump().items()
+                if k != "name" and v is not None and (own is None or k in own)}
+
+
+_MONITORS = ("val_loss", "val_accuracy", "val_mae", "loss", "accuracy", "mae")
+
+
+class TrainSection(_Section):
+    """``[train]``: the loop (→ ``Trainer`` / ``Trainer.fit``), early stopping, checkpoints."""
+
+    section: ClassVar[str] = "train"
+    epochs: int = Field(15, ge=1, description="passes over the training set")
+    batch_size: int = Field(64, ge=1, description="samples per iteration")
+    shuffle: bool = Field(True, description="reshuffle the training set every epoch")
+    seed: int = Field(0, ge=0, description="seed of every random draw (init, shuffling, dropout)")
+    device: str = Field("auto", description="`auto`, `cpu`, `cuda`, `cuda:N` or `mps`")
+    compile: bool = Field(False, description="wrap the model in torch.compile")
+    early_stopping: bool = Field(True, description="stop when `monitor` stops improving")
+    patience: int = Field(10, ge=1, description="early stopping: epochs without improvement")
+    min_delta: float = Field(0.0, ge=0, description="early stopping: smallest improvement")
+    monitor: str = _choice("val_loss", "metric for early stopping and the best checkpoint",
+                           static=_MONITORS)
+    restore_best: bool = Field(True, description="early stopping: restore the best weights")
+    checkpoint_every_epochs: int = Field(1, ge=0, description="checkpoint period in epochs (0 = off)")
+    checkpoint_every_steps: int = Field(0, ge=0, description="checkpoint period in iterations (0 = off)")
+    diagnose: bool = Field(False, description="record per-layer gradient health (GradientProbe)")
+    diagnose_every: int = Field(50, ge=1, description="diagnosis: sample every this many iterations")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        v = value.strip().lower()
+        if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is None:
+            raise ConfigError("train.device", value, "auto, cpu, cuda, cuda:N or mps")
+        return v
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "data": DataSection,
+    "model": ModelSection,
+    "regularization": RegularizationSection,
+    "optimizer": OptimizerSection,
+    "schedule": ScheduleSection,
+    "train": TrainSection,
+}
+_TOP_LEVEL = ("name", "description", *SECTIONS)
+
+
+class Recipe(BaseModel):
+    """A complete, validated training recipe.
+
+    Build one with :func:`load_recipe`, :func:`resolve` (built-in name or file),
+    :func:`recipe_from_dict` or ``Recipe()`` (the defaults), never by ``exec``-ing code.
+
+    Example:
+        >>> Recipe().optimizer.name, Recipe().schedule.name, Recipe().model.init
+        ('nesterov', 'onecycle', 'auto')
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    name: str = Field("run", description="names the run directory (letters, digits, - _ .)")
+    description: str = Field("", description="one line shown by `trainwell recipes`")
+    data: DataSection = Field(default_factory=DataSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    regularization: RegularizationSection = Field(default_factory=RegularizationSection)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9_.\-]+", value) is None or value.startswith("."):
+            raise ConfigError("name", value, "letters, digits, '-', '_' or '.' (no spaces)")
+        return value
+
+    def to_toml(self) -> str:
+        """The recipe as TOML text (``None`` fields are omitted; loading restores them)."""
+        return to_toml(self)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"model.hidden": [300, 100], ...}`` for every field."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        for sec in SECTIONS:
+            for k, v in getattr(self, sec).model_dump().items():
+                out[f"{sec}.{k}"] = v
+        return out
+
+
+# --------------------------------------------------------------------------- errors
+def accepted_values(path: str) -> str:
+    """What field ``path`` (``"section.field"``) accepts, in words (used in errors and docs)."""
+    if path in ("name", "description"):
+        info = Recipe.model_fields[path]
+        return "letters, digits, '-', '_' or '.' (no spaces)" if path == "name" else "a string"
+    section, _, field = path.partition(".")
+    cls = SECTIONS[section]
+    info = cls.model_fields[field]
+    choices = _choices_of(info)
+    if choices is not None:
+        return "one of " + ", ".join(choices[0])
+    special = {
+        "data.dataset": f"one of {', '.join(_names('dataset'))} or a path to a .npz/.csv file",
+        "data.validation": "an integer count ≥ 0 or a fraction in (0, 1)",
+        "data.classes": "a list of class indices or names",
+        "model.hidden": "a list of integers ≥ 1, e.g. [300, 100]",
+        "model.loss": "auto, or a loss name of the task (e.g. huber for regression)",
+        "train.device": "auto, cpu, cuda, cuda:N or mps",
+        "schedule.boundaries": "a list of increasing epochs > 0",
+        "schedule.values": "a list of rates > 0, one more than boundaries",
+    }
+    if path in special:
+        return special[path]
+    ann = info.annotation
+    text = str(ann)
+    if ann is bool:
+        return "true or false"
+    if "int" in text and "float" not in text:
+        return _bounds_text(info, "an integer")
+    if "float" in text:
+        return _bounds_text(info, "a number")
+    return "a string"
+
+
+def _raw_value(raw: Any, loc: tuple[str, ...]) -> Any:
+    cur = raw
+    for part in loc[:2]:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return None
+    return cur
+
+
+def _problems(exc: ValidationError, raw: Any) -> list[ConfigError]:
+    problems: list[ConfigError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in err["loc"])
+        ctx = err.get("ctx") or {}
+        original = ctx.get("error")
+        if isinstance(original, ConfigError):
+            problems.append(original)
+            continue
+        if err["type"] == "extra_forbidden":
+            if len(loc) == 1:
+                problems.append(UnknownFieldError(loc[0], loc[0], list(_TOP_LEVEL),
+                                                  what="section or field"))
+            else:
+                sec = loc[0]
+                problems.append(UnknownFieldError(f"{sec}.{loc[1]}", loc[1],
+                                                  list(SECTIONS[sec].model_fields)))
+            continue
+        if len(loc) == 1 and loc[0] in SECTIONS:
+            fields = ", ".join(SECTIONS[loc[0]].model_fields)
+            problems.append(ConfigError(loc[0], err.get("input"), f"a table with fields {fields}"))
+            continue
+        if not loc:
+            problems.append(ConfigError("recipe", raw, "a table of sections"))
+            continue
+        path = loc[0] if len(loc) == 1 else f"{loc[0]}.{loc[1]}"
+        value = _raw_value(raw, loc)
+        try:
+            accepted = accepted_values(path)
+        except (KeyError, ValueError):
+            accepted = err["msg"]
+        if err["type"] == "missing":
+            value = None
+        problems.append(ConfigError(path, value, accepted))
+    # one problem per field: pydantic may report a union field several times
+    seen: dict[str, ConfigError] = {}
+    for p in problems:
+        seen.setdefault(p.field, p)
+    return list(seen.values())
+
+
+def _raise_problems(problems: list[ConfigError]) -> None:
+    first = problems[0]
+    if len(problems) > 1:
+        rest = "\n".join(str(p) for p in problems[1:])
+        first.args = (f"{first.args[0]}\n{rest}",)
+    first.problems = problems  # type: ignore[attr-defined]
+    raise first
+
+
+def recipe_from_dict(raw: Any) -> Recipe:
+    """Validate a plain dict (e.g. parsed TOML) into a :class:`Recipe`.
+
+    Raises:
+        ConfigError: one per problem; the first is raised and its message lists every problem
+            (one line each, ``section.field: received ...; expected ...``); all of them are in
+            its ``problems`` attribute.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("recipe", raw, "a table of sections")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        _raise_problems(_problems(exc, raw))
+        raise  # unreachable
+
+
+# --------------------------------------------------------------------------- TOML
+def loads_recipe(text: str, *, source: str = "<recipe>") -> Recipe:
+    """Parse and validate TOML ``text``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "invalid TOML", f"valid TOML ({exc})") from None
+    return recipe_from_dict(raw)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Load and validate a recipe file.
+
+    Example:
+        >>> load_recipe(builtin_path("default")).name
+        'default'
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("recipe", str(path), "an existing .toml file or a built-in recipe name")
+    return loads_recipe(p.read_text(encoding="utf-8"), source=str(p))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        # JSON string escapes are valid TOML basic-string escapes
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(recipe: Recipe) -> str:
+    """Write ``recipe`` as TOML: top-level keys, then one table per section."""
+    lines = [f"name = {_toml_value(recipe.name)}",
+             f"description = {_toml_value(recipe.description)}"]
+    for sec in SECTIONS:
+        lines += ["", f"[{sec}]"]
+        for key, value in getattr(recipe, sec).model_dump().items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> Path:
+    """Write ``recipe`` to ``path`` as TOML (creating parent folders)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(to_toml(recipe), encoding="utf-8")
+    return p
+
+
+# --------------------------------------------------------------------------- overrides
+def _parse_literal(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> Recipe:
+    """A new recipe with ``section.field=value`` overrides applied (the input is unchanged).
+
+    Values are parsed as TOML literals (``5``, ``0.1``, ``true``, ``[300, 100]``,
+    ``"text"``); anything else is taken as a plain string (``elu``, ``data/x.npz``).
+
+    Raises:
+        ConfigError: for text without ``=``, an unknown section or field (listing the valid
+            ones) or a value the field does not accept.
+
+    Example:
+        >>> apply_overrides(Recipe(), ["model.activation=elu"]).model.activation
+        'elu'
+    """
+    data = recipe.model_dump()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("--set", item, "section.field=value, e.g. train.epochs=5")
+        value = _parse_literal(text.strip())
+        if key in ("name", "description"):
+            data[key] = value if isinstance(value, str) else text.strip()
+            continue
+        section, dot, field = key.partition(".")
+        if section not in SECTIONS or not dot:
+            raise UnknownFieldError(key, section if not dot else key,
+                                    [f"{s}.<field>" for s in SECTIONS] + ["name", "description"],
+                                    what="section")
+        fields = list(SECTIONS[section].model_fields)
+        if field not in fields:
+            raise UnknownFieldError(key, field, fields)
+        data[section][field] = value
+    return recipe_from_dict(data)
+
+
+# --------------------------------------------------------------------------- built-ins
+def _recipes_dir() -> Path:
+    return Path(str(resources.files("trainwell") / "recipes"))
+
+
+def builtin_path(name: str) -> Path:
+    """The file of built-in recipe ``name``.
+
+    Raises:
+        ConfigError: listing the built-in names when ``name`` is not one.
+    """
+    p = _recipes_dir() / f"{name}.toml"
+    if not p.is_file():
+        raise ConfigError("recipe", name, list(builtin_recipes()))
+    return p
+
+
+def builtin_recipes() -> dict[str, str]:
+    """``{name: description}`` of every built-in recipe, sorted by name."""
+    out: dict[str, str] = {}
+    for p in sorted(_recipes_dir().glob("*.toml")):
+        try:
+            desc = tomllib.loads(p.read_text(encoding="utf-8")).get("description", "")
+        except tomllib.TOMLDecodeError:
+            desc = "(unreadable)"
+        out[p.stem] = str(desc)
+    return out
+
+
+def resolve(name_or_path: str | Path) -> Recipe:
+    """A recipe from a file path or a built-in name (``"default"``, ``"selu"``, ...).
+
+    A built-in recipe keeps its file name as ``name``.
+
+    Raises:
+        ConfigError: when it is neither an existing file nor a built-in name.
+    """
+    text = str(name_or_path)
+    p = Path(text)
+    if p.is_file():
+        return load_recipe(p)
+    if p.suffix == "" and (_recipes_dir() / f"{text}.toml").is_file():
+        return load_recipe(_recipes_dir() / f"{text}.toml")
+    if p.suffix == ".toml" or "/" in text or "\\" in text:
+        raise ConfigError("recipe", text, "an existing .toml file or a built-in recipe name")
+    raise ConfigError("recipe", text,
+                      "a path to a .toml file or a built-in recipe: "
+                      + ", ".join(builtin_recipes()))
+
+
+def recipe_diff(a: Recipe, b: Recipe, *, ignore: Iterable[str] = ("description",)) -> list[str]:
+    """Dotted names of the fields whose values differ between ``a`` and ``b``.
+
+    Example:
+        >>> recipe_diff(Recipe(), apply_overrides(Recipe(), ["optimizer.lr=0.1"]))
+        ['optimizer.lr']
+    """
+    fa, fb = a.flat(), b.flat()
+    skip = set(ignore)
+    return [k for k in fa if k not in skip and fa[k] != fb[k]]
+
+
+# --------------------------------------------------------------------------- docs
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    return f"`{_toml_value(value)}`"
+
+
+def reference_markdown() -> str:
+    """The recipe reference (docs/recipes.md): every field, its default and accepted values."""
+    out = [
+        "# Recipe reference",
+        "",
+        "<!-- Generated by `python -m trainwell.recipe > docs/recipes.md`; "
+        "tests/test_recipe.py checks it is current. -->",
+        "",
+        "A recipe is a TOML file read by `trainwell fit RECIPE.toml` (or a built-in name:",
+        "`trainwell recipes` lists them, `trainwell recipes show NAME` prints one). Every field",
+        "is optional; the defaults follow the chapter's Practical Guidelines (Table 11-3: He",
+        "initialization, ReLU, early stopping, Nesterov momentum, 1cycle). Any field can be",
+        "changed on the command line: `--set section.field=value` (the value is read as a TOML",
+        "literal: `5`, `0.1`, `true`, `[300, 100]`; other text is taken as a string).",
+        "Unknown fields and bad values stop before training with one line per problem, e.g.",
+        "`model.activation: received 'relu6'; expected one of sigmoid, tanh, ...`.",
+        "",
+        "## Top level",
+        "",
+        "| field | default | accepted | meaning |",
+        "|---|---|---|---|",
+    ]
+    for key in ("name", "description"):
+        info = Recipe.model_fields[key]
+        out.append(f"| `{key}` | {_default_text(info.default)} | {accepted_values(key)} | "
+                   f"{info.description} |")
+    for sec, cls in SECTIONS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        out += ["", f"## [{sec}]", "", doc.replace(f"``[{sec}]``: ", "").capitalize(), "",
+                "| field | default | accepted | meaning |", "|---|---|---|---|"]
+        for key, info in cls.model_fields.items():
+            default = info.default if info.default_factory is None else info.default_factory()
+            out.append(f"| `{key}` | {_default_text(default)} | "
+                       f"{accepted_values(f'{sec}.{key}')} | {info.description or ''} |")
+        if sec == "schedule":
+            out += ["", "Parameters by schedule (parameters of other schedules are ignored):", ""]
+            for name, allowed in schedule_params().items():
+                required = _SCHEDULE_REQUIRED.get(name, ())
+                params = ", ".join(f"`{p}`" + (" (required)" if p in required else "")
+                                   for p in allowed) or "none"
+                out.append(f"- `{name}`: {params}")
+    out += ["", "## Example", "", "```toml", to_toml(Recipe(name="example", description=(
+        "Fashion-MNIST, 300-100 ReLU, Nesterov + 1cycle"))).rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m trainwell.recipe > docs/recipes.md`
+    print(reference_markdown(), end="")
