@@ -252,3 +252,21 @@ def test_empty_hidden_is_a_linear_model():
     model = build_model(input_shape=4, n_outputs=3, hidden=[])
     assert names(model) == ["output"] and model.output.in_features == 4
     assert math.isclose(model.trainwell_config["bn_momentum"], 0.99)
+
+
+def test_selu_inputs_check_warns_on_unscaled_inputs_only():
+    from trainwell.nn import check_self_normalizing_inputs
+
+    torch.manual_seed(0)
+    selu = build_model(input_shape=(2, 3), n_outputs=2, hidden=[4], activation="selu")
+    assert check_self_normalizing_inputs(selu, torch.randn(2000, 2, 3))
+    with pytest.warns(SelfNormalizationWarning, match="not standardized"):
+        assert not check_self_normalizing_inputs(selu, torch.rand(2000, 2, 3) * 255)
+    relu = build_model(input_shape=6, n_outputs=2, hidden=[4])
+    assert check_self_normalizing_inputs(relu, torch.rand(100, 6) * 255)
+
+
+def test_numpy_integers_are_accepted_as_sizes():
+    np = pytest.importorskip("numpy")
+    model = build_model(input_shape=(np.int64(3),), n_outputs=np.int64(2), hidden=[np.int32(4)])
+    assert model.trainwell_config["hidden"] == [4] and type(model.trainwell_config["hidden"][0]) is int

@@ -83,3 +83,12 @@ def test_clone_is_equal_but_independent():
         twin.output.weight.add_(1.0)
     assert not torch.equal(twin(x), model(x))
     assert twin.output.weight.data_ptr() != model.output.weight.data_ptr()
+
+
+def test_a_description_this_version_cannot_rebuild_is_a_checkpoint_error(tmp_path):
+    save_model(build_model(input_shape=2, n_outputs=2, hidden=[3]), tmp_path)
+    info = json.loads((tmp_path / "model.json").read_text())
+    info["trainwell_config"]["future_option"] = 1
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match="cannot be rebuilt"):
+        load_model(tmp_path)

@@ -7,7 +7,11 @@ from trainwell.nn.activations import (
     make_activation,
 )
 from trainwell.nn.blocks import dense_block, make_dropout
-from trainwell.nn.builder import SelfNormalizationWarning, build_model
+from trainwell.nn.builder import (
+    SelfNormalizationWarning,
+    build_model,
+    check_self_normalizing_inputs,
+)
 from trainwell.nn.constraints import apply_max_norm
 from trainwell.nn.init import INITIALIZERS, init_variance, initialize_linear
 from trainwell.nn.io import clone_model, load_model, load_model_info, load_weights, save_model
@@ -17,7 +21,7 @@ from trainwell.nn.summary import Summary, SummaryRow, model_summary
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "make_activation", "auto_initializer", "list_activations",
     "initialize_linear", "init_variance", "dense_block", "make_dropout", "build_model",
-    "SelfNormalizationWarning", "apply_max_norm", "model_summary", "Summary", "SummaryRow",
+    "SelfNormalizationWarning", "check_self_normalizing_inputs", "apply_max_norm", "model_summary", "Summary", "SummaryRow",
     "save_model", "load_model", "load_weights", "load_model_info", "clone_model",
     "mc_dropout_mode",
 ]

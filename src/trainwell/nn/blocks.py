@@ -42,7 +42,8 @@ def dense_block(in_features: int, units: int, *, activation: str = "relu", init:
 
     ``batch_norm="before"`` gives linear (no bias: BN's β replaces it) → bn → act;
     ``"after"`` gives linear → act → bn. ``bn_momentum`` is in the Keras convention:
-    running ← running·m + batch·(1−m), i.e. torch momentum 1−m.
+    running ← running·m + batch·(1−m), i.e. torch momentum 1−m (torch updates the running
+    variance with the unbiased batch variance, Keras with the biased one: a factor n/(n−1)).
 
     Args:
         in_features: inputs of the linear layer.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from trainwell.errors import ConfigError
@@ -14,7 +16,8 @@ from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.blocks import BATCH_NORM_PLACES, DROPOUT_KINDS, dense_block, make_dropout
 from trainwell.nn.init import DISTRIBUTIONS, initialize_linear, resolve_init
 
-__all__ = ["build_model", "SelfNormalizationWarning", "TASK_NAMES"]
+__all__ = ["build_model", "SelfNormalizationWarning", "TASK_NAMES",
+           "check_self_normalizing_inputs"]
 
 TASK_NAMES = ("multiclass", "binary", "multilabel", "regression")
 
@@ -28,7 +31,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _is_int(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, int)
+    return not isinstance(v, bool) and isinstance(v, numbers.Integral)
 
 
 def _rate(field: str, v: Any) -> float:
@@ -181,3 +184,31 @@ def _warn_self_normalization(activation: str, init: str, batch_norm: str, kind: 
         warnings.warn("this SELU network will not self-normalize: " + "; ".join(broken)
                       + ". Use lecun init, no batch norm, alpha dropout and standardized inputs.",
                       SelfNormalizationWarning, stacklevel=3)
+
+
+def check_self_normalizing_inputs(model: nn.Module, x: torch.Tensor, *, tol: float = 0.1) -> bool:
+    """Warn when a SELU model gets inputs that are not standardized; True when all is well.
+
+    Self-normalization needs inputs with mean 0 and standard deviation 1 per feature. This
+    checks the average |mean| and |std − 1| over features against ``tol`` (one host sync;
+    call it once before training, not per step). Models without ``nn.SELU`` always pass.
+
+    Example:
+        >>> model = build_model(input_shape=3, n_outputs=2, hidden=[4], activation="selu")
+        >>> check_self_normalizing_inputs(model, torch.randn(1000, 3))
+        True
+    """
+    if not any(isinstance(m, nn.SELU) for m in model.modules()):
+        return True
+    flat = x.detach().reshape(len(x), -1).float()
+    mean_gap = flat.mean(0).abs().mean()
+    std_gap = (flat.std(0) - 1).abs().mean()
+    # host sync: once per check, before training starts
+    gaps = torch.stack([mean_gap, std_gap]).tolist()
+    if gaps[0] <= tol and gaps[1] <= tol:
+        return True
+    warnings.warn(f"this SELU network will not self-normalize: its inputs are not standardized "
+                  f"(mean off 0 by {gaps[0]:.3g}, std off 1 by {gaps[1]:.3g} on average over "
+                  "features). Standardize the inputs (data.standardize = true).",
+                  SelfNormalizationWarning, stacklevel=2)
+    return False

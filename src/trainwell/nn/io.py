@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trainwell.errors import CheckpointError
+from trainwell.errors import CheckpointError, ConfigError
 
 __all__ = ["save_model", "load_model", "load_weights", "load_model_info", "clone_model",
            "WEIGHTS_FILE", "INFO_FILE"]
@@ -163,7 +163,11 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
         raise CheckpointError(f"{dir} holds a {info.get('module_class', 'custom')} not built by "
                               "trainwell's builder; build that module yourself and call "
                               "load_weights(model, dir)")
-    model = build_model(**config)
+    try:
+        model = build_model(**config)
+    except (TypeError, ConfigError) as exc:
+        raise CheckpointError(f"the model description in {dir} cannot be rebuilt by this "
+                              f"trainwell version: {exc}") from exc
     load_weights(model, dir, device=device)
     model.trainwell_extra = info.get("extra") or {}
     return model.to(device).eval()
