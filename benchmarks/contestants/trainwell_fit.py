@@ -1,0 +1,29 @@
+"""trainwell's Trainer on the benchmark network (eager, or with the compiled step)."""
+
+import sys
+
+import torch
+
+sys.path.insert(0, __file__.rsplit("/", 2)[0])
+from common import Workload, emit, load_arrays  # noqa: E402
+
+
+def main(workload: str, data: str, warmup: int, epochs: int, mode: str = "eager") -> None:
+    from trainwell.nn import build_model
+    from trainwell.train import Trainer
+
+    w = Workload.from_json(workload)
+    x, y = (torch.from_numpy(a) for a in load_arrays(data))
+    model = build_model(input_shape=(w.n_inputs,), n_outputs=w.n_classes, task="multiclass",
+                        hidden=w.hidden, activation=w.activation, init=w.init,
+                        batch_norm="before" if w.batch_norm else "none")
+    trainer = Trainer(model, task="multiclass", optimizer=w.optimizer, lr=w.lr, seed=0,
+                      compile=(mode == "compiled"))
+    history = trainer.fit(x, y, epochs=warmup + epochs, batch_size=w.batch_size, shuffle=True)
+    times = [row["time"] for row in history.epochs][warmup:]
+    emit(f"trainwell ({mode})", times, threads=torch.get_num_threads())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+         sys.argv[5] if len(sys.argv) > 5 else "eager")
