@@ -164,6 +164,14 @@ def test_onecycle_max_lr_and_fractions_are_honoured():
     assert math.isclose(s.lr_at(80), 0.25) and math.isclose(s.lr_at(100), 0.01)
 
 
+def test_onecycle_without_final_anneal_and_on_a_tiny_run():
+    s = onecycle(anneal_frac=0.0, warmup_frac=0.5)
+    assert math.isclose(s.lr_at(50), 0.1) and math.isclose(s.lr_at(100), 0.01)
+    assert math.isclose(s.lr_at(99), 0.1 - 0.09 * 49 / 50)
+    tiny = make_schedule("onecycle", base_lr=0.1, steps_per_epoch=1, epochs=1)
+    assert math.isclose(tiny.lr_at(0), 0.01) and math.isclose(tiny.lr_at(1), 1e-4)
+
+
 @pytest.mark.parametrize("name", SCHEDULES.names())
 def test_every_schedule_is_a_pure_function_of_the_counter(name):
     params = {"boundaries": [3, 6]} if name == "piecewise" else {}
@@ -239,6 +247,7 @@ def test_aliases_and_params_of_other_schedules_are_accepted():
     ("performance", {"patience": -1}, "schedule.patience"),
     ("performance", {"mode": "up"}, "schedule.mode"),
     ("onecycle", {"warmup_frac": 0.95}, "schedule.warmup_frac"),
+    ("onecycle", {"anneal_frac": -0.1}, "schedule.anneal_frac"),
     ("onecycle", {"min_momentum": 0.99}, "schedule.min_momentum"),
     ("onecycle", {"max_lr": 0}, "schedule.max_lr"),
 ])

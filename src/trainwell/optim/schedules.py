@@ -268,7 +268,8 @@ class OneCycleSchedule(Schedule):
 
     Args:
         max_lr: peak rate (default: base_lr). start_div: 10. final_div: 1000.
-        warmup_frac: 0.45. anneal_frac: 0.1. max_momentum: 0.95. min_momentum: 0.85.
+        warmup_frac: 0.45. anneal_frac: 0.1 (0 = no final anneal).
+        max_momentum: 0.95. min_momentum: 0.85.
 
     Example:
         >>> s = OneCycleSchedule(base_lr=0.1, steps_per_epoch=10, epochs=10)
@@ -288,7 +289,8 @@ class OneCycleSchedule(Schedule):
         self.final_div = _num("schedule.final_div", final_div, lambda v: v >= 1, "a number >= 1")
         frac = "a number in (0, 1)"
         self.warmup_frac = _num("schedule.warmup_frac", warmup_frac, lambda v: 0 < v < 1, frac)
-        self.anneal_frac = _num("schedule.anneal_frac", anneal_frac, lambda v: 0 < v < 1, frac)
+        self.anneal_frac = _num("schedule.anneal_frac", anneal_frac, lambda v: 0 <= v < 1,
+                                "a number in [0, 1) (0 = no final anneal)")
         if self.warmup_frac + self.anneal_frac >= 1:
             raise ConfigError("schedule.warmup_frac", warmup_frac,
                               f"a number < 1 − anneal_frac = {1 - self.anneal_frac:g}")
@@ -313,6 +315,8 @@ class OneCycleSchedule(Schedule):
             return self._interp(t, 0.0, self.t1, start, peak)
         if t < self.t2:
             return self._interp(t, self.t1, self.t2, peak, start)
+        if self.t2 >= self.total_steps:  # anneal_frac = 0: the cycle ends at max_lr/start_div
+            return start
         return self._interp(t, self.t2, self.total_steps, start, final)
 
     def momentum_at(self, step: int) -> float | None:
