@@ -92,3 +92,18 @@ def test_a_description_this_version_cannot_rebuild_is_a_checkpoint_error(tmp_pat
     (tmp_path / "model.json").write_text(json.dumps(info))
     with pytest.raises(CheckpointError, match="cannot be rebuilt"):
         load_model(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_model_saves_loads_clones_and_summarizes(tmp_path):
+    from trainwell.nn import apply_max_norm, model_summary
+
+    model = _trained_like_model().cuda()
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path, device="cuda")
+    x = torch.randn(6, 4, 4, device="cuda")
+    assert loaded.output.weight.is_cuda and torch.allclose(loaded(x), model(x))
+    assert torch.allclose(clone_model(model)(x), model(x))
+    assert model_summary(model, (4, 4)).total_params > 0
+    apply_max_norm(model, 0.5)
+    assert (model.hidden1.linear.weight.norm(dim=1) <= 0.5 + 1e-5).all()
