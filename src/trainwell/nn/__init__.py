@@ -6,7 +6,7 @@ from trainwell.nn.activations import (
     list_activations,
     make_activation,
 )
-from trainwell.nn.blocks import dense_block, make_dropout
+from trainwell.nn.blocks import dense_block, fold_batch_norm, make_dropout
 from trainwell.nn.builder import (
     SelfNormalizationWarning,
     build_model,
@@ -20,7 +20,8 @@ from trainwell.nn.summary import Summary, SummaryRow, model_summary
 
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "make_activation", "auto_initializer", "list_activations",
-    "initialize_linear", "init_variance", "dense_block", "make_dropout", "build_model",
+    "initialize_linear", "init_variance", "dense_block", "make_dropout", "fold_batch_norm",
+    "build_model",
     "SelfNormalizationWarning", "check_self_normalizing_inputs", "apply_max_norm", "model_summary", "Summary", "SummaryRow",
     "save_model", "load_model", "load_weights", "load_model_info", "clone_model",
     "mc_dropout_mode",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
+import torch
 from torch import nn
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.activations import ACTIVATIONS, make_activation
 from trainwell.nn.init import initialize_linear
 
-__all__ = ["BATCH_NORM_PLACES", "DROPOUT_KINDS", "make_dropout", "dense_block"]
+__all__ = ["BATCH_NORM_PLACES", "DROPOUT_KINDS", "make_dropout", "dense_block",
+           "fold_batch_norm"]
 
 BATCH_NORM_PLACES = ("none", "before", "after")
 DROPOUT_KINDS = ("auto", "standard", "alpha")
@@ -80,3 +84,61 @@ def dense_block(in_features: int, units: int, *, activation: str = "relu", init:
     if dropout > 0:
         block.add_module("dropout", make_dropout(dropout, dropout_kind))
     return block
+
+
+def _bn_affine(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, t) with bn(z) = z·s + t at eval: s = γ/√(σ²+ε), t = β − μ·s."""
+    s = bn.running_var.add(bn.eps).rsqrt()
+    if bn.weight is not None:
+        s = s * bn.weight
+    t = -bn.running_mean * s
+    if bn.bias is not None:
+        t = t + bn.bias
+    return s, t
+
+
+def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
+    """A copy of a builder model with every batch norm folded into a linear layer, for inference.
+
+    At eval batch norm is the per-unit affine map z·s + t with s = γ/√(σ²+ε) and
+    t = β − μ·s (μ, σ² the running statistics). ``batch_norm="before"`` folds it into the
+    block's own linear layer (W ← diag(s)·W, b ← s·b + t); ``"after"`` folds it into the next
+    linear layer, which reads the normalized activations (W ← W·diag(s), b ← b + W·t). The
+    result has no batch norm, outputs what the original outputs in eval mode (to float
+    tolerance), is in eval mode, and its ``trainwell_config`` says ``batch_norm="none"`` so
+    it saves and loads like any builder model.
+
+    Args:
+        model: a model made by :func:`trainwell.nn.build_model` (it is not modified).
+
+    Example:
+        >>> model = build_model(input_shape=4, n_outputs=2, hidden=[8], batch_norm="before")  # doctest: +SKIP
+        >>> fast = fold_batch_norm(model)                                                        # doctest: +SKIP
+    """
+    config = getattr(model, "trainwell_config", None)
+    if not isinstance(model, nn.Sequential) or not isinstance(config, dict):
+        raise TrainwellError("fold_batch_norm needs a model made by build_model "
+                             f"(got a {type(model).__name__} without trainwell_config)")
+    folded = copy.deepcopy(model).eval()
+    blocks = [getattr(folded, f"hidden{i}") for i in range(1, len(config["hidden"]) + 1)]
+    following = [b.linear for b in blocks[1:]] + [folded.output]
+    with torch.no_grad():
+        for block, nxt in zip(blocks, following, strict=True):
+            if not hasattr(block, "bn"):
+                continue
+            s, t = _bn_affine(block.bn)
+            names = [n for n, _ in block.named_children()]
+            if names.index("bn") < names.index("act"):      # before: fold into own linear
+                old = block.linear
+                new = nn.Linear(old.in_features, old.out_features, bias=True,
+                                device=old.weight.device, dtype=old.weight.dtype)
+                new.weight.copy_(old.weight * s[:, None])
+                bias = old.bias * s + t if old.bias is not None else t
+                new.bias.copy_(bias)
+                block.linear = new
+            else:                                               # after: fold into the next one
+                nxt.bias.add_(nxt.weight @ t)
+                nxt.weight.mul_(s[None, :])
+            del block.bn
+    folded.trainwell_config = dict(config, batch_norm="none")
+    return folded.eval()
