@@ -59,3 +59,8 @@ def test_summary_works_on_any_module():
     assert s.total_params == 3 + 3 * 6 + 6 + 6 * 2 + 2
     single = model_summary(nn.Linear(4, 2), 4)
     assert [r.name for r in single.rows] == ["Linear"] and single.total_params == 10
+
+
+def test_summary_of_a_double_precision_model():
+    model = build_model(input_shape=3, n_outputs=2, hidden=[4]).double()
+    assert model_summary(model, 3).rows[-1].output_shape == "(None, 2)"

@@ -80,7 +80,7 @@ def _shape_of(out: Any) -> str:
 def model_summary(model: nn.Module, input_shape: int | Sequence[int]) -> Summary:
     """Each layer's output shape and parameter counts, like Keras ``model.summary()``.
 
-    Runs one forward pass on a dummy batch of 2 zeros (float32, on the model's device) in eval
+    Runs one forward pass on a dummy batch of 2 zeros (the model's dtype and device) in eval
     mode under ``no_grad`` — batch norm statistics are not touched and every module's mode is
     restored. Rows are the leaf modules (and any module owning parameters directly), with
     dotted names; frozen parameters (``requires_grad=False``) count as non-trainable. Batch
@@ -108,10 +108,11 @@ def model_summary(model: nn.Module, input_shape: int | Sequence[int]) -> Summary
     modes = [(m, m.training) for m in model.modules()]
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros((2, *shape), device=device))
+            model(torch.zeros((2, *shape), device=device, dtype=dtype))
     finally:
         for h in handles:
             h.remove()
