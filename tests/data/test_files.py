@@ -78,3 +78,20 @@ def test_load_dataset_on_csv_holds_out_a_test_set(tmp_path):
 def test_file_format_name_without_a_path_is_a_config_error():
     with pytest.raises(ConfigError, match="data.path"):
         load_dataset("npz")
+
+
+def test_nan_in_a_user_file_is_reported_with_file_and_example(tmp_path):
+    path = tmp_path / "nan.npz"
+    x = np.zeros((10, 2), np.float32)
+    x[7, 0] = np.nan
+    np.savez(path, x=x, y=np.arange(10) % 2)
+    with pytest.raises(DataError, match=r"nan.npz: data.x_train: 1 feature value is NaN or Inf \(first at example 7\)"):
+        load_dataset(path, validation=0.2)
+
+
+def test_labels_of_a_user_test_set_are_checked(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((4, 2)), y=np.array([0, 1, 0, 1]), x_test=np.zeros((2, 2)),
+             y_test=np.array([0.5, 1.0]))
+    with pytest.raises(DataError, match="d.npz: data.y_test: multiclass labels must be integers"):
+        load_dataset(path, validation=1)

@@ -105,3 +105,13 @@ def test_transfer_split_b_is_binary_shirt_positive_with_small_train_set(raw10):
     assert not torch.equal(other.x_train, b.x_train)
     with pytest.raises(ConfigError, match="transfer.b_train_size"):
         transfer_split(s, task="B", b_train_size=10_000)
+
+
+def test_saved_stats_transform_new_inputs_like_the_splits(raw10):
+    import json
+
+    from trainwell.data import apply_stats
+    s = make_splits(raw10, validation=0.1, flatten=True)
+    stats = json.loads(json.dumps(s.stats()))  # as stored in model.json
+    torch.testing.assert_close(apply_stats(stats, raw10.x_test), s.x_test)
+    torch.testing.assert_close(apply_stats(stats, raw10.x_test.reshape(100, 16)), s.x_test)

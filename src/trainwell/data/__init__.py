@@ -11,9 +11,9 @@ from trainwell.data.files import infer_task, load_csv, load_npz
 from trainwell.data.loader import load_dataset, load_raw
 from trainwell.data.raw import RawData
 from trainwell.data.registry import DATASETS
-from trainwell.data.splits import Splits, make_splits, transfer_split
+from trainwell.data.splits import Splits, apply_stats, make_splits, transfer_split
 from trainwell.data.validate import validate_arrays
 
-__all__ = ["DATASETS", "RawData", "Splits", "data_dir", "infer_task", "load_csv",
+__all__ = ["DATASETS", "RawData", "Splits", "apply_stats", "data_dir", "infer_task", "load_csv",
            "load_dataset", "load_npz", "load_raw", "make_splits", "transfer_split",
            "validate_arrays"]

@@ -65,8 +65,9 @@ def load_npz(path: str | Path) -> RawData:
         raise DataError(f"data.path: {path} must hold both x_test and y_test, or neither")
     x, y = arrays["x"], arrays["y"]
     x_te, y_te = arrays.get("x_test"), arrays.get("y_test")
-    all_y = y if y_te is None else np.concatenate([y, y_te]) if y.ndim == y_te.ndim else y
-    task, n_out = infer_task(all_y, where=f"{path} y")
+    task, n_out = infer_task(y, where=f"{path} y")
+    if task == "multiclass" and y_te is not None and y_te.dtype.kind in "iu" and y_te.size:
+        n_out = max(n_out, int(y_te.max()) + 1)  # a class may appear only in the test set
     return RawData(name=path.stem, x_train=x, y_train=y, x_test=x_te, y_test=y_te, task=task,
                    n_outputs=n_out, scale=255.0 if x.dtype == np.uint8 else 1.0,
                    source=str(path))

@@ -12,7 +12,7 @@ from trainwell.data.raw import RawData
 from trainwell.data.registry import DATASETS
 from trainwell.data.splits import Splits, make_splits
 from trainwell.data.validate import validate_arrays
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, DataError
 
 __all__ = ["load_dataset", "load_raw"]
 
@@ -83,9 +83,13 @@ def load_dataset(name_or_path: str | Path, *, validation: int | float = 5000,
     """
     raw = load_raw(name_or_path, cache_dir=cache_dir, target=target, download=download,
                    progress=progress)
-    for x, y, where in ((raw.x_train, raw.y_train, "x"), (raw.x_test, raw.y_test, "x_test")):
+    for x, y, where in ((raw.x_train, raw.y_train, "data.x_train"),
+                        (raw.x_test, raw.y_test, "data.x_test")):
         if x is not None:
-            validate_arrays(x, y, task=raw.task, n_outputs=raw.n_outputs,
-                            input_shape=x.shape[1:], where=f"{raw.source or raw.name} {where}")
+            try:
+                validate_arrays(x, y, task=raw.task, n_outputs=raw.n_outputs,
+                                input_shape=x.shape[1:], where=where)
+            except DataError as exc:
+                raise DataError(f"{raw.source or raw.name}: {exc}") from None
     return make_splits(raw, validation=validation, stratify=stratify, standardize=standardize,
                        flatten=flatten, classes=classes, train_limit=train_limit, seed=seed)

@@ -10,7 +10,7 @@ import torch
 from trainwell.data.raw import RawData
 from trainwell.errors import ConfigError, DataError
 
-__all__ = ["Splits", "make_splits", "transfer_split", "STD_FLOOR"]
+__all__ = ["Splits", "make_splits", "transfer_split", "apply_stats", "STD_FLOOR"]
 
 STD_FLOOR = 1e-7  # features whose training std is below this are only centred (std set to 1)
 
@@ -48,13 +48,7 @@ class Splits:
         Example:
             >>> x = splits.transform(raw_images)  # doctest: +SKIP
         """
-        x = torch.as_tensor(np.asarray(x_raw) if not isinstance(x_raw, torch.Tensor) else x_raw)
-        x = x.to(torch.float32) / self.scale
-        if self.flatten or tuple(x.shape[1:]) != self.input_shape:
-            x = x.reshape(len(x), *self.input_shape)
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        return x
+        return _apply(x_raw, self.scale, self.input_shape, self.mean, self.std)
 
     def stats(self) -> dict:
         """Plain data to store with a model: name, task, class names, shapes, scale, mean/std."""
@@ -80,6 +74,32 @@ class Splits:
         return (f"Splits({self.name!r}, task={self.task}, train={tuple(self.x_train.shape)}, "
                 f"val={tuple(self.x_val.shape)}, test={tuple(self.x_test.shape)}, "
                 f"n_outputs={self.n_outputs})")
+
+
+def _apply(x_raw, scale, input_shape, mean, std) -> torch.Tensor:
+    x = x_raw if isinstance(x_raw, torch.Tensor) else torch.as_tensor(np.array(x_raw))
+    x = x.to(torch.float32) / scale
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        if x[0].numel() != int(np.prod(input_shape)):
+            raise DataError(f"inputs have shape {tuple(x.shape[1:])} per example; the model "
+                            f"takes {tuple(input_shape)}")
+        x = x.reshape(len(x), *input_shape)
+    if mean is not None:
+        x = (x - mean.to(x.device)) / std.to(x.device)
+    return x
+
+
+def apply_stats(stats: dict, x_raw) -> torch.Tensor:
+    """Apply a saved :meth:`Splits.stats` dict to raw inputs, as :meth:`Splits.transform` does.
+
+    Used by ``predict``/``evaluate`` on a model loaded from a run directory.
+
+    Example:
+        >>> x = apply_stats(json.load(open("model.json"))["data"], raw_images)  # doctest: +SKIP
+    """
+    mean = None if stats.get("mean") is None else torch.tensor(stats["mean"], dtype=torch.float32)
+    std = None if stats.get("std") is None else torch.tensor(stats["std"], dtype=torch.float32)
+    return _apply(x_raw, float(stats.get("scale", 1.0)), tuple(stats["input_shape"]), mean, std)
 
 
 def _stratified_pick(y: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
