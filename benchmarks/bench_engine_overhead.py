@@ -1,0 +1,97 @@
+"""How much does the Trainer cost over a minimal hand-written loop? (target: <= ~1.05x)
+
+Both train the seeds' model A (784 -> 300-100-50-50-50 SELU -> 8, lecun init, SGD lr 1e-3,
+batch 32) on the same in-memory tensors, one epoch at a time, interleaved (loop, trainer,
+loop, ...) so that both see the same machine state. The minimal loop is
+
+    perm = torch.randperm(n); for i in range(0, n, 32):
+        idx = perm[i:i+32]; loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+
+The Trainer additionally accumulates the loss and the accuracy on the device, validates its
+inputs, and keeps history. Run: ``python benchmarks/bench_engine_overhead.py [--n 20000]
+[--epochs 5] [--device cpu] [--compile]``. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainwell.train import Trainer
+
+
+def model_a(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    n_in = 784
+    for units in (300, 100, 50, 50, 50):
+        lin = nn.Linear(n_in, units)
+        nn.init.normal_(lin.weight, std=(1.0 / n_in) ** 0.5)  # lecun normal
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.SELU()]
+        n_in = units
+    layers.append(nn.Linear(n_in, 8))
+    return nn.Sequential(*layers)
+
+
+def minimal_epoch(model, opt, x, y, batch_size: int) -> float:
+    t0 = time.perf_counter()
+    perm = torch.randperm(x.shape[0], device=x.device)
+    for i in range(0, x.shape[0], batch_size):
+        idx = perm[i:i + batch_size]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.n, 784, generator=g).to(dev)
+    y = torch.randint(0, 8, (args.n,), generator=g).to(dev)
+
+    base_model = model_a().to(dev)
+    base_opt = torch.optim.SGD(base_model.parameters(), lr=1e-3, foreach=True)
+    trainer = Trainer(model_a(), optimizer="sgd", lr=1e-3, device=dev, seed=0,
+                      compile=args.compile)
+
+    minimal_epoch(base_model, base_opt, x, y, args.batch_size)  # warm-up both
+    trainer.fit(x, y, epochs=1, batch_size=args.batch_size)
+    base, ours, walls = [], [], []
+    for _ in range(args.epochs):
+        base.append(minimal_epoch(base_model, base_opt, x, y, args.batch_size))
+        t0 = time.perf_counter()
+        trainer.fit(x, y, epochs=1, batch_size=args.batch_size)
+        walls.append(time.perf_counter() - t0)  # + input validation and setup of fit()
+        ours.append(trainer.history.last()["time"])
+    result = {
+        "device": str(dev), "n": args.n, "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(), "compile": args.compile,
+        "minimal_epoch_s": statistics.median(base), "trainer_epoch_s": statistics.median(ours),
+        "ratio": statistics.median(ours) / statistics.median(base),
+        "fit_wall_ratio": statistics.median(walls) / statistics.median(base),
+        "minimal_all": base, "trainer_all": ours,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

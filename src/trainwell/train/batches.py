@@ -1,0 +1,68 @@
+"""The in-memory batch iterator: one seeded permutation per epoch, batches by index_select."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["BatchIterator"]
+
+
+class BatchIterator:
+    """Yields ``(x_batch, y_batch)`` from tensors that already live on the device.
+
+    Each epoch draws one ``torch.randperm`` from a private, seeded ``torch.Generator`` (so the
+    order does not depend on the global RNG, and resumes exactly); a batch is
+    ``x.index_select(0, perm[i:i+batch_size])`` — no per-sample Python. The last partial batch
+    is kept. Without shuffling, batches are slices (views, no copy).
+
+    Args:
+        x, y: tensors with the same first dimension, on the training device.
+        batch_size: samples per batch (default 32).
+        shuffle: reshuffle every epoch (default True).
+        seed: seed of the shuffling generator (default 0).
+
+    Example:
+        >>> it = BatchIterator(torch.arange(5.), torch.arange(5), batch_size=2, seed=1)
+        >>> [len(yb) for _, yb in it.epoch()]
+        [2, 2, 1]
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 32,
+                 shuffle: bool = True, seed: int = 0,
+                 generator: torch.Generator | None = None):
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+        self.x, self.y = x, y
+        self.n = int(x.shape[0])
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator if generator is not None else torch.Generator()
+        if generator is None:
+            self.generator.manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def permutation(self) -> torch.Tensor | None:
+        """Draw the next epoch's order (on the data's device); ``None`` without shuffling."""
+        if not self.shuffle:
+            return None
+        # Drawn on the CPU generator (device-independent, resumable), moved once per epoch.
+        return torch.randperm(self.n, generator=self.generator).to(self.x.device)
+
+    def batch(self, perm: torch.Tensor | None, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch number ``i`` of the epoch ordered by ``perm``."""
+        lo = i * self.batch_size
+        hi = lo + self.batch_size
+        if perm is None:
+            return self.x[lo:hi], self.y[lo:hi]
+        idx = perm[lo:hi]
+        return self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+    def epoch(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of batches (from batch ``start``)."""
+        perm = self.permutation()
+        for i in range(start, len(self)):
+            yield self.batch(perm, i)

@@ -1,0 +1,582 @@
+"""The Trainer: a thin, fast loop over tensors that already live on the device.
+
+One training step (``Trainer._train_step``) reads top to bottom: zero the gradients, forward,
+loss (+ ℓ1/ℓ2 kernel penalty), backward, ``on_after_backward``, clip, optimizer step,
+max-norm, learning-rate schedule. Metrics accumulate in device tensors and are read once per
+epoch (the one host sync, marked below).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainwell.errors import CheckpointError, ConfigError, DataError
+from trainwell.tasks import Task, get_task
+from trainwell.train.batches import BatchIterator
+from trainwell.train.callbacks import Callback, CallbackList
+from trainwell.train.checkpoint import find_checkpoint
+from trainwell.train.history import History
+from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
+
+__all__ = ["Trainer", "resolve_device", "CHECKPOINT_FORMAT"]
+
+#: Version of the checkpoint dict layout written by :meth:`Trainer.state_dict`.
+CHECKPOINT_FORMAT = 1
+
+# Schedules whose lr does not change from step to step: the per-step update is skipped.
+_STEPLESS = ("constant", "performance")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to torch.device."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError("train.device", device, "auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device", device, "auto or cpu (CUDA is not available here)")
+    return dev
+
+
+def _number(field: str, value: Any, ok, accepted: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+        raise ConfigError(field, value, accepted)
+    return float(value)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "_orig_mod", model)
+
+
+class Trainer:
+    """Train any ``nn.Module`` that outputs logits, with the practices of the chapter built in.
+
+    Args:
+        model: the network (moved to ``device``).
+        task: ``multiclass`` (default), ``binary``, ``multilabel`` or ``regression``, or a Task.
+        loss: ``None`` (the task's default) or ``huber`` / ``mse`` / ``bce`` / ``cross_entropy``.
+        optimizer: a registered name (``sgd``, ``momentum``, ``nesterov``, ``adagrad``,
+            ``rmsprop``, ``adam``, ``adamax``, ``nadam``, ``adamw``) or a ``torch.optim``
+            optimizer already built over the model's parameters.
+        lr: the (base) learning rate η0 (default 0.01).
+        optimizer_params: other hyperparameters for ``make_optimizer`` (momentum, beta_1, ...).
+        schedule: a registered schedule name (default ``constant``) or a ``Schedule``; the lr
+            is set from it before every step (η_t = schedule.lr_at(t)); performance scheduling
+            gets the validation loss (training loss without validation data) after each epoch.
+        schedule_params: the schedule's parameters (decay_steps, factor, patience, ...).
+        clip_value, clip_norm, clip_global_norm: gradient clipping thresholds (0 = off).
+        l1, l2: kernel penalties added to the loss: l1·Σ|w| + l2·Σw² (0 = off).
+        max_norm: r > 0 rescales each hidden unit's incoming weights to ‖w‖₂ ≤ r after every
+            step (0 = off).
+        callbacks: :class:`Callback` instances (EarlyStopping, ModelCheckpoint, NanGuard, ...).
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
+        seed: seeds torch, NumPy, Python ``random`` and the shuffling generator (default 0).
+        compile: run the forward and loss through ``torch.compile``; on any failure trainwell
+            warns once and trains eagerly.
+
+    Attributes:
+        history (History), step (optimizer steps done), epoch (epochs completed),
+        stop_training (set by callbacks), status (``running``, ``completed``, ``stopped``,
+        ``diverged``, ``interrupted``), divergence (details when diverged).
+
+    Interrupting: Ctrl-C during ``fit`` finishes the current step, sets status
+    ``interrupted``, lets callbacks react (``ModelCheckpoint`` writes ``last.pt``), then
+    re-raises ``KeyboardInterrupt`` (a second Ctrl-C interrupts at once).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+        >>> t = Trainer(nn.Sequential(nn.Linear(4, 3)), optimizer="adam", lr=0.01)
+        >>> hist = t.fit(x, y, epochs=2, batch_size=16)
+        >>> len(hist), t.step
+        (2, 8)
+    """
+
+    def __init__(self, model: nn.Module, *, task: str | Task = "multiclass",
+                 loss: str | None = None,
+                 optimizer: str | torch.optim.Optimizer = "sgd", lr: float = 0.01,
+                 optimizer_params: dict[str, Any] | None = None,
+                 schedule: Any = "constant", schedule_params: dict[str, Any] | None = None,
+                 clip_value: float = 0.0, clip_norm: float = 0.0, clip_global_norm: float = 0.0,
+                 l1: float = 0.0, l2: float = 0.0, max_norm: float = 0.0,
+                 callbacks: Iterable[Callback] = (), device: str | torch.device = "auto",
+                 seed: int = 0, compile: bool = False):
+        if not isinstance(model, nn.Module):
+            raise ConfigError("model", type(model).__name__, "a torch.nn.Module")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError("train.seed", seed, "an integer")
+        self.task = get_task(task, loss) if not isinstance(task, Task) else task
+        self.device = resolve_device(device)
+        self.lr = _number("optimizer.lr", lr, lambda v: math.isfinite(v) and v > 0,
+                          "a number > 0")
+        for field, v in (("optimizer.clip_value", clip_value), ("optimizer.clip_norm", clip_norm),
+                         ("optimizer.clip_global_norm", clip_global_norm),
+                         ("regularization.l1", l1), ("regularization.l2", l2),
+                         ("regularization.max_norm", max_norm)):
+            _number(field, v, lambda x: math.isfinite(x) and x >= 0, "a number >= 0 (0 = off)")
+        self.clip = {"clip_value": clip_value, "clip_norm": clip_norm,
+                     "clip_global_norm": clip_global_norm}
+        self.l1, self.l2, self.max_norm = float(l1), float(l2), float(max_norm)
+        self.seed = seed
+        seed_everything(seed)
+        self.model = model.to(self.device)
+        if isinstance(optimizer, torch.optim.Optimizer):
+            self.optimizer = optimizer
+        else:
+            from trainwell.optim import make_optimizer
+            self.optimizer = make_optimizer(self.model.parameters(), optimizer, lr=self.lr,
+                                            **(optimizer_params or {}))
+        self.optimizer_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+        self.schedule_spec = schedule
+        self.schedule_params = dict(schedule_params or {})
+        self.schedule = None if isinstance(schedule, str) else schedule
+        self.callbacks = CallbackList(callbacks)
+        self.compile = bool(compile)
+        self._compiled = None
+        self.generator = torch.Generator().manual_seed(seed)  # shuffling only (CPU, resumable)
+
+        self.history = History()
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.epochs = 0
+        self.steps_per_epoch = 0
+        self.stop_training = False
+        self.status = "new"
+        self.divergence: dict[str, Any] | None = None
+        self.last_loss: torch.Tensor | None = None
+        self._epoch_gen_state: torch.Tensor | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._seen = 0
+        self._pending: dict[str, Any] | None = None  # checkpoint parts applied at fit start
+        self._resumed = False
+        self._interrupt = False
+
+    # ------------------------------------------------------------------ inputs
+    def _as_tensor(self, x: Any, field: str) -> torch.Tensor:
+        try:
+            t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        except Exception as e:
+            raise DataError(f"{field}: cannot be turned into a tensor ({e})") from e
+        return t
+
+    def _prepare(self, x: Any, y: Any, field: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Validate ``x``/``y`` (and the model's output) before any step; move them to device."""
+        x = self._as_tensor(x, f"{field}.x")
+        y = self._as_tensor(y, f"{field}.y")
+        if x.dim() == 0 or y.dim() == 0:
+            raise DataError(f"{field}: x and y need a sample dimension; received shapes "
+                            f"{tuple(x.shape)} and {tuple(y.shape)}")
+        if x.shape[0] != y.shape[0]:
+            raise DataError(f"{field}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if x.shape[0] == 0:
+            raise DataError(f"{field}: no samples")
+        if x.is_complex() or x.dtype == torch.bool:
+            raise DataError(f"{field}.x: features must be real numbers; received {x.dtype}")
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
+                     torch.float32)
+        x_in, y_in = x, y
+        x = x.to(self.device, dtype=dtype if not x.is_floating_point() or
+                 x.dtype == torch.float64 else x.dtype)
+        n_outputs = self._dry_run(x, field)
+        self.task.validate_targets(y, n_outputs, f"{field}.y")
+        try:
+            from trainwell.data import validate_arrays
+        except ImportError:  # the data layer is optional for the trainer
+            validate_arrays = None
+        if validate_arrays is not None:
+            validate_arrays(x_in, y_in, task=self.task.name, n_outputs=n_outputs,
+                            input_shape=tuple(x.shape[1:]), where=f"{field}.x")
+        if not bool(torch.isfinite(x).all()):  # host sync: once per fit, before training
+            raise DataError(f"{field}.x: contains NaN or Inf; clean or impute the features")
+        y = self.task.prepare_targets(y).to(self.device)
+        return x, y, n_outputs
+
+    def _dry_run(self, x: torch.Tensor, field: str) -> int:
+        """One forward pass on 2 samples in eval mode (no RNG use, no BN update)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                out = self.model(x[:2])
+        except Exception as e:
+            expects = ""
+            cfg = getattr(_unwrap(self.model), "trainwell_config", None)
+            if isinstance(cfg, dict) and "input_shape" in cfg:
+                expects = f"; the model expects inputs of shape {tuple(cfg['input_shape'])}"
+            raise DataError(f"{field}.x: samples of shape {tuple(x.shape[1:])} do not fit the "
+                            f"model{expects} ({type(e).__name__}: {e})") from e
+        finally:
+            self.model.train(was_training)
+        if not isinstance(out, torch.Tensor):
+            raise ConfigError("model", type(out).__name__, "a model returning one tensor of logits")
+        if out.dim() == 1:
+            return 1
+        if out.dim() != 2:
+            raise DataError(f"{field}: the model outputs shape {tuple(out.shape)} per batch; "
+                            f"trainwell expects (batch, n_outputs) logits")
+        return int(out.shape[1])
+
+    # ------------------------------------------------------------------ schedule
+    def _build_schedule(self) -> None:
+        if self.schedule is not None and not isinstance(self.schedule_spec, str):
+            return
+        from trainwell.optim import make_schedule
+        base_lr = self.lr
+        self.schedule = make_schedule(self.schedule_spec, base_lr=base_lr,
+                                      steps_per_epoch=self.steps_per_epoch, epochs=self.epochs,
+                                      **self.schedule_params)
+
+    def _apply_lr(self) -> None:
+        from trainwell.optim import apply_schedule
+        apply_schedule(self.optimizer, self.schedule, self.step)
+
+    # ------------------------------------------------------------------ the step
+    def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor):
+        logits = self.model(xb)
+        return logits, self.task.loss(logits, yb)
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int):
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        logits, loss = self._fwd(xb, yb)
+        if self._penalized:
+            penalty = self._kernel_penalty(self._kernels, l1=self.l1, l2=self.l2)
+            (loss + penalty).backward()
+            self._sums["penalty"].add_(penalty.detach(), alpha=len(yb))
+        else:
+            loss.backward()
+        for cb in self._after_backward:  # gradients are ready: probes, NaN checks
+            cb.on_after_backward(self, step)
+        if self._after_backward and self.status == "diverged":
+            return logits, loss  # NanGuard restored the last good weights: do not step
+        if self._clipping:
+            self._clip_gradients(self._params, **self.clip)
+        opt.step()
+        if self.max_norm:
+            self._apply_max_norm(self.model, self.max_norm)
+        return logits, loss
+
+    def _fwd(self, xb, yb):
+        if self._compiled is None:
+            return self._forward_loss(xb, yb)
+        try:
+            return self._compiled(xb, yb)
+        except Exception as e:  # any compiler failure: train eagerly from here on
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
+                          f"training in eager mode", RuntimeWarning, stacklevel=3)
+            self._compiled = None
+            return self._forward_loss(xb, yb)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x: Any, y: Any, *, epochs: int = 10, batch_size: int = 32,
+            validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
+            resume_from: Any = None) -> History:
+        """Train for ``epochs`` epochs; returns :attr:`history`.
+
+        Args:
+            x, y: training features and targets (tensors or arrays; moved to the device once).
+            epochs: epochs to train in this call; with ``resume_from`` (or after
+                :meth:`load_state_dict`), the total the run should reach (default 10).
+            batch_size: samples per step (default 32; the last partial batch is kept).
+            validation_data: ``(x_val, y_val)`` evaluated after every epoch (eval mode).
+            shuffle: reshuffle the training set every epoch (default True).
+            resume_from: a checkpoint file or directory (``last.pt``, falling back to
+                ``last.prev.pt``) to continue exactly where it stopped, mid-epoch included.
+
+        Raises:
+            ConfigError / DataError: bad arguments or data, before any step.
+            CheckpointError: ``resume_from`` has no usable checkpoint.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError("train.epochs", epochs, "an integer >= 1")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError("train.batch_size", batch_size, "an integer >= 1")
+        x, y, _ = self._prepare(x, y, "train")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ConfigError("validation_data", type(validation_data).__name__,
+                                  "a pair (x_val, y_val)")
+            xv, yv, _ = self._prepare(*validation_data, "validation")
+            val = (xv, yv)
+        if resume_from is not None:
+            _, state = find_checkpoint(resume_from, map_location="cpu")
+            self.load_state_dict(state)
+        batches = BatchIterator(x, y, batch_size=batch_size, shuffle=shuffle,
+                                generator=self.generator)
+        self.steps_per_epoch = len(batches)
+        self.epochs = epochs if self._resumed else self.epoch + epochs
+        self._build_schedule()
+        if self._pending is not None:
+            self._apply_pending()
+        self._apply_lr()
+        self._setup_step()
+        if not self._resumed:
+            self.stop_training = False
+        if not self.stop_training:  # a resumed run that had stopped only runs on_fit_end
+            self.status = "running"
+        self._resumed = False
+        cbs = self.callbacks
+        previous_handler = self._install_sigint()
+        try:
+            cbs.call("on_fit_start", self)
+            while self.epoch < self.epochs and not self.stop_training:
+                self._run_epoch(batches, val)
+            if self.status == "running":
+                self.status = "stopped" if self.stop_training else "completed"
+            cbs.call("on_fit_end", self)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self.status = "interrupted"
+            elif self.status == "running":
+                self.status = "failed"
+            cbs.call("on_exception", self, exc)
+            raise
+        finally:
+            self._restore_sigint(previous_handler)
+        return self.history
+
+    def _setup_step(self) -> None:
+        from trainwell.nn import apply_max_norm
+        from trainwell.optim import clip_gradients, kernel_parameters, kernel_penalty
+        self._apply_max_norm = apply_max_norm
+        self._clip_gradients = clip_gradients
+        self._kernel_penalty = kernel_penalty
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+        self._clipping = any(v > 0 for v in self.clip.values())
+        self._penalized = self.l1 > 0 or self.l2 > 0
+        self._kernels = kernel_parameters(self.model) if self._penalized else []
+        self._after_backward = self.callbacks.after_backward
+        self._per_step_lr = not (getattr(self.schedule, "name", "") in _STEPLESS
+                                 and self.schedule.momentum_at(0) is None)
+        if self.compile and self._compiled is None:
+            try:
+                self._compiled = torch.compile(self._forward_loss)
+            except Exception as e:
+                warnings.warn(f"torch.compile is unavailable ({e}); training in eager mode",
+                              RuntimeWarning, stacklevel=3)
+                self.compile = False
+
+    def _new_sums(self) -> dict[str, torch.Tensor]:
+        names = ["loss", *self.task.metrics] + (["penalty"] if self._penalized else [])
+        return {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in names}
+
+    def _run_epoch(self, batches: BatchIterator, val) -> None:
+        cbs = self.callbacks
+        epoch = self.epoch + 1
+        if self.batch_in_epoch == 0:
+            self._epoch_gen_state = self.generator.get_state()
+            self._sums, self._seen = self._new_sums(), 0
+        else:  # resuming mid-epoch: redraw the same permutation from the saved state
+            self.generator.set_state(self._epoch_gen_state)
+        perm = batches.permutation()
+        cbs.call("on_epoch_start", self, epoch)
+        t0 = time.perf_counter()
+        self.model.train()
+        sums = self._sums
+        loss_sum = sums["loss"]
+        extra = [(k, sums[k]) for k in self.task.metrics]
+        batch_start, batch_end = cbs.batch_start, cbs.batch_end
+        extra_sums = self.task.extra_sums
+        for i in range(self.batch_in_epoch, len(batches)):
+            xb, yb = batches.batch(perm, i)
+            step = self.step
+            for cb in batch_start:
+                cb.on_batch_start(self, step)
+            logits, loss = self._train_step(xb, yb, step)
+            n = len(yb)
+            # Metrics stay on the device: no host sync here.
+            loss = loss.detach()
+            self.last_loss = loss
+            loss_sum.add_(loss, alpha=n)
+            for (_, acc), v in zip(extra, extra_sums(logits.detach(), yb).values(), strict=True):
+                acc.add_(v)
+            self._seen += n
+            self.step = step + 1
+            self.batch_in_epoch = i + 1
+            if self._per_step_lr:
+                self._apply_lr()
+            for cb in batch_end:
+                cb.on_batch_end(self, step)
+            if self.stop_training or self._interrupt:
+                break
+        if self._interrupt:
+            raise KeyboardInterrupt
+        self._end_epoch(epoch, val, t0)
+
+    def _end_epoch(self, epoch: int, val, t0: float) -> None:
+        cbs = self.callbacks
+        # host sync: the one read of the epoch's metrics.
+        sums = {k: float(v) for k, v in self._sums.items()}
+        n = max(self._seen, 1)
+        logs: dict[str, Any] = {"epoch": epoch}
+        logs.update({k: v / n for k, v in sums.items()})
+        if val is not None:
+            logs.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
+        # The lr of the epoch's last step (the optimizer already holds the next step's).
+        logs["lr"] = (float(self.schedule.lr_at(max(self.step - 1, 0))) if self.schedule
+                      is not None else float(self.optimizer.param_groups[0]["lr"]))
+        logs["steps"] = self.step
+        logs["time"] = time.perf_counter() - t0
+        cbs.call("on_validation_end", self, epoch, logs)
+        if self.schedule is not None and self.status != "diverged":
+            metric = logs.get("val_loss", logs.get("loss"))
+            self.schedule.on_epoch_end(epoch, metric)
+            if not self._per_step_lr:
+                self._apply_lr()
+        self.epoch = epoch
+        self.batch_in_epoch = 0
+        self._epoch_gen_state = None
+        self.history.append(logs)
+        cbs.call("on_epoch_end", self, epoch, logs)
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+                  ) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for lo in range(0, x.shape[0], batch_size):
+                part = self.task.metric_sums(self.model(x[lo:lo + batch_size]),
+                                             y[lo:lo + batch_size])
+                for k, v in part.items():
+                    sums[k] = sums[k] + v if k in sums else v.to(torch.float64)
+        self.model.train(was_training)
+        n = x.shape[0]
+        return {k: float(v) / n for k, v in sums.items()}  # host sync: once per evaluation
+
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> dict[str, float]:
+        """Mean loss and metrics on ``(x, y)`` in eval mode (dropout off, BN running stats)."""
+        x, y, _ = self._prepare(x, y, "evaluate")
+        return self._evaluate(x, y, batch_size)
+
+    def predict_proba(self, x: Any, *, batch_size: int = 1024) -> torch.Tensor:
+        """Probabilities (softmax / sigmoid; raw outputs for regression) on the CPU."""
+        x = self._as_tensor(x, "predict.x")
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
+                     torch.float32)
+        x = x.to(self.device, dtype=dtype)
+        was_training = self.model.training
+        self.model.eval()
+        outs = []
+        with torch.no_grad():
+            for lo in range(0, x.shape[0], batch_size):
+                outs.append(self.task.probabilities(self.model(x[lo:lo + batch_size])))
+        self.model.train(was_training)
+        return torch.cat(outs).cpu()  # host sync: the result goes back to the caller
+
+    def predict(self, x: Any, *, batch_size: int = 1024) -> torch.Tensor:
+        """Class indices (multiclass), 0/1 (binary, multilabel) or values (regression)."""
+        p = self.predict_proba(x, batch_size=batch_size)
+        if self.task.name == "multiclass":
+            return p.argmax(dim=-1)
+        if self.task.name in ("binary", "multilabel"):
+            return (p > 0.5).long()
+        return p
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: plain tensors and primitives.
+
+        Keys: ``format``, ``model`` (the uncompiled model's state_dict), ``optimizer``,
+        ``schedule``, ``callbacks`` (by stable key), ``rng`` (torch CPU/CUDA, NumPy, Python),
+        ``generator`` (shuffling) and ``epoch_generator`` (its state at the start of the
+        current epoch), ``batch_in_epoch``, ``sums``/``seen`` (the current epoch's metric
+        sums), ``step``, ``epoch``, ``epochs``, ``history``, ``status``, ``stop_training``.
+        """
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": {k: v.detach().clone() for k, v in _unwrap(self.model).state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "callbacks": self.callbacks.state_dict(),
+            "rng": get_rng_state(),
+            "generator": self.generator.get_state(),
+            "epoch_generator": self._epoch_gen_state,
+            "batch_in_epoch": self.batch_in_epoch,
+            "sums": {k: v.detach().cpu().clone() for k, v in self._sums.items()},
+            "seen": self._seen,
+            "step": self.step,
+            "epoch": self.epoch,
+            "epochs": self.epochs,
+            "history": self.history.to_list(),
+            "status": self.status,
+            "stop_training": self.stop_training,
+            "divergence": self.divergence,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the next ``fit`` continues where it stopped.
+
+        Raises:
+            CheckpointError: the state does not come from a trainwell Trainer or does not fit
+                this model.
+        """
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError("not a trainwell training checkpoint (format "
+                                  f"{state.get('format') if isinstance(state, dict) else None})")
+        try:
+            _unwrap(self.model).load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"the checkpoint does not fit this model/optimizer: {e}") from e
+        self.callbacks.load_state_dict(state["callbacks"])
+        self.generator.set_state(state["generator"])
+        self._epoch_gen_state = state["epoch_generator"]
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
+        self._seen = int(state["seen"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.epochs = int(state["epochs"])
+        self.history = History(state["history"])
+        self.status = state["status"]
+        self.stop_training = bool(state["stop_training"])
+        self.divergence = state.get("divergence")
+        set_rng_state(state["rng"])
+        self._pending = {"schedule": state["schedule"]}  # applied once fit builds the schedule
+        self._resumed = True
+
+    def _apply_pending(self) -> None:
+        sched = self._pending.get("schedule") if self._pending else None
+        if sched is not None and self.schedule is not None:
+            self.schedule.load_state_dict(sched)
+        self._pending = None
+
+    # ------------------------------------------------------------------ Ctrl-C
+    def _install_sigint(self):
+        self._interrupt = False
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._interrupt:  # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._interrupt = True  # finish the current step, then stop cleanly
+
+        try:
+            return signal.signal(signal.SIGINT, handler)
+        except (ValueError, OSError):
+            return None
+
+    def _restore_sigint(self, previous) -> None:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGINT, previous)
+            except (ValueError, OSError):
+                pass
