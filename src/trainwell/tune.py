@@ -1,0 +1,556 @@
+"""Hyperparameter search over recipe fields with Optuna (TPE, median pruning, SQLite studies).
+
+A *search space* maps recipe fields to distributions (TOML)::
+
+    "optimizer.lr" = {low = 1e-4, high = 1e-1, log = true}      # float, log-uniform
+    "train.batch_size" = {low = 32, high = 256, step = 32}      # int (both bounds integers)
+    "model.activation" = ["relu", "elu", "selu"]                # categorical
+    "regularization.dropout" = {low = 0.0, high = 0.5}
+    "model.hidden" = {layers = [1, 4], units = [50, 300]}       # depth and width together
+
+``model.hidden`` with ``layers``/``units`` samples the number of hidden layers and the width
+(one width for all layers by default, as the chapter recommends; ``same_units = false``
+samples one width per layer; ``log = true`` samples widths log-uniformly). Every field path
+and every bound is checked against the recipe schema before the first trial.
+
+Each trial is a normal run (``fit_recipe``) whose per-epoch validation metric is reported to
+Optuna; a :class:`~optuna.pruners.MedianPruner` stops trials that fall below the median of
+earlier trials at the same epoch. The study lives in a SQLite file (default
+``<out>/tune-<study>/study.db``) loaded if it exists, so a search can be stopped and resumed
+and several processes can work on the same study at once (give each its own ``--seed``).
+
+Optuna is an optional dependency: ``pip install "trainwell[tune]"``.
+
+Example:
+    >>> result = run_study(resolve("default"), "fashion_mlp", n_trials=20)   # doctest: +SKIP
+    >>> result.best_recipe_path                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainwell.errors import ConfigError, TrainwellError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ParamSpec", "TuneResult", "PruningCallback", "require_optuna", "parse_space",
+           "load_space", "builtin_spaces", "suggest_overrides", "run_study", "best_trials_rows",
+           "print_best_trials",
+           "plot_study"]
+
+_NUMERIC_KEYS = {"low", "high", "log", "step", "type"}
+_HIDDEN_KEYS = {"layers", "units", "log", "same_units"}
+_DERIVED = ("model.n_hidden", "model.n_neurons")
+
+
+def require_optuna() -> Any:
+    """Import Optuna, or raise a :class:`TrainwellError` saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise TrainwellError('hyperparameter search needs Optuna, an optional extra: '
+                             'pip install "trainwell[tune]"') from None
+    return optuna
+
+
+@dataclass
+class ParamSpec:
+    """One searched field: ``kind`` is float, int, categorical or hidden (depth × width)."""
+
+    path: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] = field(default_factory=list)
+    layers: tuple[int, int] | None = None
+    units: tuple[int, int] | None = None
+    same_units: bool = True
+
+
+def _literal(value: Any) -> str:
+    """A TOML literal for ``apply_overrides``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as a recipe value")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _valid_fields(recipe: Any) -> list[str]:
+    return [k for k in recipe.flat() if k not in ("name", "description")]
+
+
+def _check_value(recipe: Any, path: str, value: Any, where: str) -> None:
+    from trainwell.recipe import apply_overrides
+
+    try:
+        apply_overrides(recipe, [f"{path}={_literal(value)}"])
+    except ConfigError as exc:
+        raise ConfigError(where, value, f"values that {path} accepts ({exc})") from None
+
+
+def _int_range(where: str, v: Any, minimum: int) -> tuple[int, int]:
+    if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v)
+            and minimum <= v[0] <= v[1]):
+        raise ConfigError(where, v, f"[low, high] with integers {minimum} ≤ low ≤ high")
+    return int(v[0]), int(v[1])
+
+
+def parse_space(raw: Any, recipe: Any, *, source: str = "space") -> list[ParamSpec]:
+    """Validate a search space (a dict as read from TOML) against ``recipe``'s schema.
+
+    Raises:
+        ConfigError: an unknown field (listing the valid ones), a bad distribution
+            (``low < high``, ``log`` needs ``low > 0``, ``step > 0``, non-empty choices), or a
+            bound or choice the field itself refuses — before any trial runs.
+    """
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(source, raw, 'a table of "section.field" = distribution entries')
+    valid = _valid_fields(recipe)
+    specs: list[ParamSpec] = []
+    for path, dist in raw.items():
+        where = f"{source}: {path}"
+        if isinstance(dist, dict) and path in valid and all(
+                isinstance(v, dict) for v in dist.values()) and dist:
+            raise ConfigError(where, dist, "a distribution; quote dotted names: "
+                              '"optimizer.lr" = {low = 1e-4, high = 0.1, log = true}')
+        if path not in valid and path not in _DERIVED:
+            raise ConfigError(where, path, ["model.n_hidden", "model.n_neurons", *valid])
+        if path == "model.hidden" and isinstance(dist, dict) and (
+                "layers" in dist or "units" in dist):
+            extra = set(dist) - _HIDDEN_KEYS
+            if extra or "layers" not in dist or "units" not in dist:
+                raise ConfigError(where, dist, "{layers = [min, max], units = [min, max]} "
+                                  "with optional log, same_units")
+            layers = _int_range(f"{where}.layers", dist["layers"], 1)
+            units = _int_range(f"{where}.units", dist["units"], 1)
+            for key in ("log", "same_units"):
+                if key in dist and not isinstance(dist[key], bool):
+                    raise ConfigError(f"{where}.{key}", dist[key], "true or false")
+            specs.append(ParamSpec(path, "hidden", layers=layers, units=units,
+                                   log=bool(dist.get("log", False)),
+                                   same_units=bool(dist.get("same_units", True))))
+            continue
+        if isinstance(dist, list) or (isinstance(dist, dict) and set(dist) == {"choices"}):
+            choices = dist if isinstance(dist, list) else dist["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(where, choices, "a non-empty list of choices")
+            if len({json.dumps(c) for c in choices}) != len(choices):
+                raise ConfigError(where, choices, "distinct choices")
+            if path not in _DERIVED:
+                for c in choices:
+                    _check_value(recipe, path, c, where)
+            specs.append(ParamSpec(path, "categorical", choices=list(choices)))
+            continue
+        if not isinstance(dist, dict):
+            raise ConfigError(where, dist, "{low = …, high = …[, log = true][, step = …]} or a "
+                              "list of choices")
+        extra = set(dist) - _NUMERIC_KEYS
+        if extra:
+            raise ConfigError(f"{where}.{sorted(extra)[0]}", sorted(extra)[0],
+                              sorted(_NUMERIC_KEYS) + ["choices (alone)"])
+        low, high = dist.get("low"), dist.get("high")
+        if not (_is_num(low) and _is_num(high)):
+            raise ConfigError(where, dist, "numbers low and high")
+        if not low < high:
+            raise ConfigError(f"{where}.low", low, f"a number < high ({high})")
+        log = dist.get("log", False)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{where}.log", log, "true or false")
+        if log and low <= 0:
+            raise ConfigError(f"{where}.low", low, "a number > 0 (log = true)")
+        step = dist.get("step")
+        if step is not None and not (_is_num(step) and step > 0):
+            raise ConfigError(f"{where}.step", step, "a number > 0")
+        if step is not None and log:
+            raise ConfigError(f"{where}.step", step, "no step with log = true (Optuna refuses it)")
+        kind = dist.get("type") or ("int" if _is_int(low) and _is_int(high)
+                                    and (step is None or _is_int(step)) else "float")
+        if kind not in ("int", "float"):
+            raise ConfigError(f"{where}.type", kind, ["int", "float"])
+        if kind == "int" and not (_is_int(low) and _is_int(high)):
+            raise ConfigError(where, dist, "integer low and high for type = \"int\"")
+        if path not in _DERIVED:
+            for bound in (low, high):
+                _check_value(recipe, path, bound, f"{where} (bound)")
+        specs.append(ParamSpec(path, kind, low=low, high=high, log=log, step=step))
+    paths = [s.path for s in specs]
+    if "model.hidden" in paths and any(p in paths for p in _DERIVED):
+        raise ConfigError(source, paths, "either model.hidden or model.n_hidden/n_neurons")
+    return specs
+
+
+def _spaces_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("trainwell") / "recipes" / "spaces"))
+
+
+def builtin_spaces() -> list[str]:
+    """Names of the example search spaces shipped with trainwell."""
+    return sorted(p.stem for p in _spaces_dir().glob("*.toml"))
+
+
+def load_space(name_or_path: str | Path, recipe: Any) -> list[ParamSpec]:
+    """Read and validate a search space TOML file (or a built-in space name)."""
+    p = Path(name_or_path)
+    if not p.is_file():
+        q = _spaces_dir() / f"{name_or_path}.toml"
+        if not q.is_file():
+            raise ConfigError("--space", str(name_or_path),
+                              "a search-space .toml file or a built-in space: "
+                              + ", ".join(builtin_spaces()))
+        p = q
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), "invalid TOML", f"valid TOML ({exc})") from None
+    return parse_space(raw, recipe, source=p.name)
+
+
+def suggest_overrides(trial: Any, specs: Sequence[ParamSpec], recipe: Any) -> list[str]:
+    """Sample every parameter from ``trial`` and return ``section.field=value`` overrides."""
+    out: list[str] = []
+    derived: dict[str, int] = {}
+    for s in specs:
+        if s.kind == "hidden":
+            n = trial.suggest_int("model.hidden.layers", s.layers[0], s.layers[1])
+            if s.same_units:
+                u = trial.suggest_int("model.hidden.units", s.units[0], s.units[1], log=s.log)
+                widths = [u] * n
+            else:
+                widths = [trial.suggest_int(f"model.hidden.units_{i + 1}", s.units[0],
+                                            s.units[1], log=s.log) for i in range(n)]
+            out.append(f"model.hidden={_literal(widths)}")
+            continue
+        if s.kind == "categorical":
+            labels = [json.dumps(c) for c in s.choices]
+            simple = all(isinstance(c, (str, int, float, bool)) for c in s.choices)
+            pick = trial.suggest_categorical(s.path, s.choices if simple else labels)
+            value = pick if simple else json.loads(pick)
+        elif s.kind == "int":
+            value = trial.suggest_int(s.path, int(s.low), int(s.high), log=s.log,
+                                      step=int(s.step or 1))
+        else:
+            value = trial.suggest_float(s.path, float(s.low), float(s.high), log=s.log,
+                                        step=s.step)
+        if s.path in _DERIVED:
+            derived[s.path] = int(value)
+        else:
+            out.append(f"{s.path}={_literal(value)}")
+    if derived:
+        hidden = list(recipe.model.hidden) or [100]
+        n = derived.get("model.n_hidden", len(hidden))
+        width = derived.get("model.n_neurons", hidden[0])
+        out.append(f"model.hidden={_literal([width] * n)}")
+    return out
+
+
+def _callback_base() -> type:
+    from trainwell.train import Callback
+
+    return Callback
+
+
+class PruningCallback(_callback_base()):  # type: ignore[misc]
+    """Reports the validation metric to an Optuna trial each epoch; stops a pruned trial.
+
+    The trial is stopped gracefully (``t.stop_training``) so that its run directory is
+    complete; the objective then raises ``optuna.TrialPruned``.
+    """
+
+    order = 5
+
+    def __init__(self, trial: Any, monitor: str):
+        self.trial = trial
+        self.monitor = monitor
+        self.pruned = False
+        self.values: list[float] = []
+
+    def on_epoch_end(self, t: Any, epoch: int, logs: dict[str, Any]) -> None:
+        value = logs.get(self.monitor)
+        if not _is_num(value):
+            return
+        self.values.append(float(value))
+        self.trial.report(float(value), step=int(epoch))
+        if self.trial.should_prune():
+            self.pruned = True
+            t.stop_training = True
+
+
+@dataclass
+class TuneResult:
+    """What :func:`run_study` leaves behind."""
+
+    study: Any
+    out_dir: Path
+    storage: str
+    metric: str
+    direction: str
+    best_recipe_path: Path | None
+    rows: list[dict[str, Any]]
+    plots: list[Path]
+    notes: list[str]
+
+
+def _needs_own_data(specs: Sequence[ParamSpec]) -> bool:
+    return any(s.path.startswith("data.") or s.path == "train.seed" for s in specs)
+
+
+def _study_dir(out: str | Path, study_name: str) -> Path:
+    return Path(out) / f"tune-{study_name}"
+
+
+def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_trials: int,
+              study_name: str | None = None, storage: str | None = None,
+              timeout: float | None = None, out: str | Path = "runs", seed: int = 0,
+              metric: str = "auto", prune: bool = True, quiet: bool = True,
+              splits: Any = None, console: Any = None) -> TuneResult:
+    """Search ``space`` for the recipe fields that give the best validation metric.
+
+    Args:
+        recipe: the base recipe; every trial is this recipe with the sampled fields set.
+        space: a space file/name, a dict (as from TOML) or parsed :class:`ParamSpec` list.
+        n_trials: trials to run in this call (added to those already in the study).
+        study_name: default ``recipe.name``.
+        storage: an Optuna storage URL; default ``sqlite:///<out>/tune-<study>/study.db``.
+        timeout: stop starting new trials after this many seconds (default None).
+        out: parent folder of ``tune-<study>/`` (trial runs, best recipe, plots).
+        seed: TPE seed; a resumed study uses ``seed + trials already done`` so that it does not
+            repeat earlier draws; give parallel processes different seeds.
+        metric: ``auto`` = ``val_accuracy`` (maximized) for classification, ``val_loss``
+            (minimized) otherwise; or any history key (``acc`` in the name → maximized).
+        prune: stop unpromising trials with the median rule (default True).
+        quiet: no per-trial training output (default True).
+        splits: data for every trial (default: loaded once from the recipe, unless the space
+            varies ``data.*`` or ``train.seed``).
+
+    Returns:
+        :class:`TuneResult`; ``best_recipe.toml`` in the study folder is ready for
+        ``trainwell fit``.
+    """
+    optuna = require_optuna()
+    from trainwell.recipe import apply_overrides, loads_recipe, recipe_diff, save_recipe
+    from trainwell.run import fit_recipe
+
+    if not (_is_int(n_trials) and n_trials >= 1):
+        raise ConfigError("--trials", n_trials, "an integer ≥ 1")
+    if timeout is not None and not (_is_num(timeout) and timeout > 0):
+        raise ConfigError("--timeout", timeout, "a number of seconds > 0")
+    if isinstance(space, (str, Path)):
+        specs = load_space(space, recipe)
+    elif isinstance(space, dict):
+        specs = parse_space(space, recipe)
+    else:
+        specs = list(space)
+    study_name = study_name or recipe.name
+    folder = _study_dir(out, study_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+
+    shared = splits
+    if shared is None and not _needs_own_data(specs):
+        from trainwell.compose import load_splits
+
+        shared = load_splits(recipe, progress=not quiet)
+    if metric == "auto":
+        from trainwell.compose import resolved_task
+
+        task = resolved_task(recipe, shared) if shared is not None else recipe.model.task
+        metric = "val_loss" if task == "regression" else "val_accuracy"
+    direction = "maximize" if "acc" in metric else "minimize"
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if prune \
+        else optuna.pruners.NopPruner()
+    study = optuna.create_study(study_name=study_name, storage=storage, direction=direction,
+                                pruner=pruner, load_if_exists=True)
+    _check_same_study(study, recipe, metric, direction, specs, loads_recipe, recipe_diff)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+
+    def objective(trial: Any) -> float:
+        try:
+            overrides = suggest_overrides(trial, specs, recipe)
+            trial.set_user_attr("overrides", overrides)
+            r = apply_overrides(recipe, overrides + [f"name={recipe.name}-trial{trial.number}"])
+        except ConfigError as exc:  # a combination the recipe refuses: a failed trial
+            trial.set_user_attr("error", str(exc))
+            return math.nan
+        cb = PruningCallback(trial, metric)
+        result = fit_recipe(r, out=folder / "trials", quiet=quiet, splits=shared,
+                            run_name=f"trial{trial.number:03d}", callbacks=[cb])
+        trial.set_user_attr("run_dir", str(result.run_dir))
+        trial.set_user_attr("status", str(result.summary.get("status", "")))
+        if cb.pruned:
+            raise optuna.TrialPruned()
+        if not cb.values:
+            trial.set_user_attr("error", f"no finite {metric} (status "
+                                f"{result.summary.get('status')})")
+            return math.nan
+        return max(cb.values) if direction == "maximize" else min(cb.values)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainwellError,))
+
+    notes: list[str] = []
+    best_path = None
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        best_recipe = apply_overrides(recipe, list(best.user_attrs.get("overrides", [])))
+        best_recipe = apply_overrides(best_recipe, [
+            f"name={recipe.name}-tuned",
+            f"description={json.dumps(f'best of study {study_name}: {metric} = {best.value:.4g} (trial {best.number})')}"])
+        best_path = save_recipe(best_recipe, folder / "best_recipe.toml")
+        (folder / "best_params.json").write_text(json.dumps(
+            dict(trial=best.number, value=best.value, metric=metric, params=best.params,
+                 overrides=best.user_attrs.get("overrides", []),
+                 run_dir=best.user_attrs.get("run_dir")), indent=2), encoding="utf-8")
+    else:
+        notes.append("no trial completed: no best recipe yet")
+    rows = best_trials_rows(study, metric)
+    plots, plot_notes = plot_study(study, folder / "plots")
+    notes += plot_notes
+    (folder / "tune_summary.json").write_text(json.dumps(
+        dict(study=study_name, storage=storage, metric=metric, direction=direction,
+             trials=rows, notes=notes, best_recipe=str(best_path) if best_path else None),
+        indent=2, default=str), encoding="utf-8")
+    return TuneResult(study=study, out_dir=folder, storage=storage, metric=metric,
+                      direction=direction, best_recipe_path=best_path, rows=rows, plots=plots,
+                      notes=notes)
+
+
+def _check_same_study(study: Any, recipe: Any, metric: str, direction: str,
+                      specs: Sequence[ParamSpec], loads_recipe: Any, recipe_diff: Any) -> None:
+    attrs = study.user_attrs
+    if "base_recipe" not in attrs:
+        study.set_user_attr("base_recipe", recipe.to_toml())
+        study.set_user_attr("metric", metric)
+        study.set_user_attr("space", [s.path for s in specs])
+        return
+    if attrs.get("metric") != metric or study.direction.name.lower() != direction:
+        raise ConfigError("--metric", metric, f"{attrs.get('metric')} (the metric study "
+                          f"{study.study_name} was started with), or a new --study-name")
+    diff = recipe_diff(loads_recipe(attrs["base_recipe"]), recipe, ignore=("description",))
+    if diff:
+        raise ConfigError("RECIPE", recipe.name, f"the recipe study {study.study_name} was "
+                          f"started with (these fields differ: {', '.join(diff)}), or a new "
+                          "--study-name")
+
+
+def best_trials_rows(study: Any, metric: str, top: int = 10) -> list[dict[str, Any]]:
+    """The ``top`` best complete trials (best first), then the count of pruned/failed ones."""
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete.sort(key=lambda t: t.value, reverse=reverse)
+    rows = []
+    for t in complete[:top]:
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else math.nan
+        rows.append(dict(trial=t.number, value=t.value, metric=metric, params=dict(t.params),
+                         epochs=len(t.intermediate_values), seconds=duration,
+                         run_dir=t.user_attrs.get("run_dir")))
+    return rows
+
+
+def print_best_trials(result: TuneResult, console: Any = None) -> None:
+    """The best trials as a rich table, and the study's trial counts."""
+    import optuna
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    states = [t.state for t in result.study.trials]
+    count = {s.name.lower(): states.count(s) for s in optuna.trial.TrialState if states.count(s)}
+    params = list(dict.fromkeys(k for r in result.rows for k in r["params"]))
+    table = Table(title=f"best trials of {result.study.study_name} "
+                        f"({', '.join(f'{v} {k}' for k, v in count.items())})")
+    table.add_column("trial", justify="right")
+    table.add_column(result.metric, justify="right")
+    for p in params:
+        table.add_column(p, justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("time", justify="right")
+    for i, r in enumerate(result.rows):
+        cells = [str(r["trial"]), f"{r['value']:.4f}"]
+        for p in params:
+            v = r["params"].get(p, "")
+            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
+        cells += [str(r["epochs"]), f"{r['seconds']:.1f} s"]
+        table.add_row(*cells, style="bold" if i == 0 else None)
+    console.print(table)
+
+
+def plot_study(study: Any, folder: str | Path) -> tuple[list[Path], list[str]]:
+    """Search history and parameter importances as PNGs (Optuna's matplotlib plots).
+
+    Importances need at least two complete trials; with fewer, a note says so instead.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    notes: list[str] = []
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if complete:
+            ax = ovm.plot_optimization_history(study)
+            path = folder / "search_history.png"
+            ax.figure.set_size_inches(8, 4.5)
+            ax.figure.tight_layout()
+            ax.figure.savefig(path, dpi=100)
+            plt.close(ax.figure)
+            paths.append(path)
+        else:
+            notes.append("no complete trial: no search-history plot")
+        varied = {k for t in complete for k in t.params}
+        if len(complete) >= 2 and varied:
+            try:
+                ax = ovm.plot_param_importances(study)
+                path = folder / "param_importances.png"
+                ax.figure.set_size_inches(8, 4.5)
+                ax.figure.tight_layout()
+                ax.figure.savefig(path, dpi=100)
+                plt.close(ax.figure)
+                paths.append(path)
+            except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+                notes.append(f"parameter importances unavailable: {exc}")
+        else:
+            notes.append(f"parameter importances need at least 2 complete trials "
+                         f"(have {len(complete)})")
+    return paths, notes
