@@ -1,0 +1,72 @@
+"""`trainwell tune RECIPE --space SPACE --trials N`: Optuna search over recipe fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tune")
+    def tune(
+        recipe: Annotated[str, typer.Argument(help="recipe file or built-in recipe name")],
+        space: Annotated[str, typer.Option(
+            help="search space TOML (recipe field → distribution) or a built-in space, "
+                 "e.g. fashion_mlp")],
+        trials: Annotated[int, typer.Option(help="trials to run now (added to the study)")
+                          ] = 20,
+        study_name: Annotated[str | None, typer.Option(
+            help="study name (default: the recipe name)")] = None,
+        storage: Annotated[str | None, typer.Option(
+            help="Optuna storage URL (default sqlite:///OUT/tune-STUDY/study.db)")] = None,
+        timeout: Annotated[float | None, typer.Option(
+            help="stop starting trials after this many seconds")] = None,
+        out: Annotated[Path, typer.Option(help="parent folder of tune-STUDY/")
+                       ] = Path("runs"),
+        set_: Annotated[list[str] | None, typer.Option(
+            "--set", help="override a field of the base recipe: section.field=value")] = None,
+        metric: Annotated[str, typer.Option(
+            help="auto (val_accuracy, or val_loss for regression) or a history key")
+        ] = "auto",
+        seed: Annotated[int, typer.Option(
+            help="sampler seed (use a different one in each parallel process)")] = 0,
+        prune: Annotated[bool, typer.Option(help="median pruning of unpromising trials")
+                         ] = True,
+        device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
+        verbose: Annotated[bool, typer.Option(help="show each trial's training output")
+                           ] = False,
+    ) -> None:
+        """Search hyperparameters with Optuna (TPE sampler, median pruning per epoch).
+
+        The study is stored in SQLite and loaded if it exists: run the command again to add
+        trials, or run it in several processes at once. Prints the best trials, writes
+        best_recipe.toml (ready for `trainwell fit`) and plots of the search history and the
+        parameter importances.
+        """
+        from rich.console import Console
+
+        from trainwell.cli.lrfind import recipe_from_cli
+        from trainwell.tune import load_space, print_best_trials, require_optuna, run_study
+
+        require_optuna()
+        console = Console()
+        base = recipe_from_cli(recipe, set_, device=device)
+        specs = load_space(space, base)  # every field and bound checked before any trial
+        console.print(f"[bold]searching {len(specs)} parameters[/bold]: "
+                      + ", ".join(s.path for s in specs) + f" — {trials} trials")
+        result = run_study(base, specs, n_trials=trials, study_name=study_name,
+                           storage=storage, timeout=timeout, out=out, seed=seed, metric=metric,
+                           prune=prune, quiet=not verbose, console=console)
+        print_best_trials(result, console)
+        for note in result.notes:
+            console.print(f"[yellow]note: {note}[/yellow]")
+        if result.best_recipe_path is not None:
+            console.print(f"best recipe: {result.best_recipe_path}  "
+                          f"(trainwell fit {result.best_recipe_path})")
+        for p in result.plots:
+            console.print(f"plot: {p}")
+        console.print(f"study: {result.storage}")
