@@ -136,6 +136,11 @@ class Trainer:
         self.model = model.to(self.device)
         if isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
+            # The optimizer's own lr is η0; per-group lrs become scales the schedule keeps.
+            groups = optimizer.param_groups
+            self.lr = float(groups[0]["lr"]) / groups[0].get("lr_scale", 1.0)
+            for g in groups:
+                g.setdefault("lr_scale", float(g["lr"]) / self.lr)
         else:
             from trainwell.optim import make_optimizer
             self.optimizer = make_optimizer(self.model.parameters(), optimizer, lr=self.lr,
@@ -254,6 +259,7 @@ class Trainer:
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
         logits, loss = self._fwd(xb, yb)
+        self.last_loss = loss.detach()  # read by NanGuard every k steps, never synced here
         if self._penalized:
             penalty = self._kernel_penalty(self._kernels, l1=self.l1, l2=self.l2)
             (loss + penalty).backward()
@@ -401,9 +407,7 @@ class Trainer:
             logits, loss = self._train_step(xb, yb, step)
             n = len(yb)
             # Metrics stay on the device: no host sync here.
-            loss = loss.detach()
-            self.last_loss = loss
-            loss_sum.add_(loss, alpha=n)
+            loss_sum.add_(self.last_loss, alpha=n)
             for (_, acc), v in zip(extra, extra_sums(logits.detach(), yb).values(), strict=True):
                 acc.add_(v)
             self._seen += n
