@@ -1,0 +1,123 @@
+"""``trainwell fit``: train a recipe into a new run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["register", "fit", "results_table"]
+
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+
+def results_table(summary: dict[str, Any]) -> Any:
+    """A rich table of the final train/validation/test metrics of a summary."""
+    from rich.table import Table
+
+    final = (summary.get("metrics") or {}).get("final") or {}
+    metrics: list[str] = []
+    for key in final:
+        m = key.split("_", 1)[1]
+        if m not in metrics:
+            metrics.append(m)
+    table = Table(title=f"{summary.get('name', '')} — {summary.get('status', '')}")
+    table.add_column("metric")
+    for part in ("train", "validation", "test"):
+        table.add_column(part, justify="right")
+    for m in metrics:
+        cells = [final.get(f"{p}_{m}") for p in ("train", "val", "test")]
+        table.add_row(m, *("—" if c is None else f"{c:.4f}" for c in cells))
+    return table
+
+
+def fit(
+    recipe: str = typer.Argument(
+        None, metavar="RECIPE",
+        help="A recipe file (.toml) or a built-in recipe name (see `trainwell recipes`). "
+             "Optional with --resume (the run's own recipe is used)."),
+    set_: list[str] = typer.Option(
+        [], "--set", "-s", metavar="SECTION.FIELD=VALUE",
+        help="Override a recipe field, e.g. --set train.epochs=5 --set model.hidden=[300,100]. "
+             "Values are TOML literals; other text is a string. Repeatable."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o",
+                             help="Folder holding the run directories."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="Print nothing but errors (scripts, CI)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed (overrides train.seed)."),
+    device: str = typer.Option(None, "--device",
+                               help="auto, cpu, cuda, cuda:N or mps (overrides train.device)."),
+    resume: Path = typer.Option(
+        None, "--resume", metavar="RUN",
+        help="Continue RUN (a run directory) from its last checkpoint, in the same directory. "
+             "Refused when the recipe differs from RUN's recipe.toml, listing the fields."),
+    force_resume: bool = typer.Option(False, "--force-resume",
+                                      help="Resume even when the recipe differs."),
+    diagnose: bool = typer.Option(False, "--diagnose",
+                                  help="Record per-layer gradient health (sets train.diagnose)."),
+) -> None:
+    """Train a recipe and write a run directory: recipe, history, checkpoints, model,
+    summary, plots and report.html.
+
+    Prints the model summary, live progress and a final table of train/validation/test
+    metrics. Exit code 0 when training completed or early stopping ended it, 1 when it
+    diverged (NaN/Inf loss; the last good checkpoint is kept), 2 for bad input, 130 when
+    interrupted with Ctrl-C (resume with `--resume RUN`).
+
+    Examples:
+
+        trainwell fit default
+
+        trainwell fit selu --set train.epochs=5 --seed 1
+
+        trainwell fit my_recipe.toml --out experiments --quiet
+
+        trainwell fit --resume runs/20250101-120000-default
+    """
+    from rich.console import Console
+
+    from trainwell.errors import ConfigError
+    from trainwell.recipe import apply_overrides, load_recipe, resolve
+    from trainwell.run import fit_recipe, resolve_run_dir
+
+    if recipe is None and resume is None:
+        raise ConfigError("RECIPE", None, "a recipe file or built-in name (or --resume RUN)")
+    if recipe is None:
+        base = load_recipe(resolve_run_dir(resume, field="--resume") / "recipe.toml")
+    else:
+        base = resolve(recipe)
+    overrides = list(set_)
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    if device is not None:
+        overrides.append(f'train.device="{device}"')
+    if diagnose:
+        overrides.append("train.diagnose=true")
+    r = apply_overrides(base, overrides) if overrides else base
+
+    console = Console()
+    result = fit_recipe(r, out=out, quiet=quiet, resume=resume, force=force_resume,
+                        console=console, interrupt="return")
+    summary = result.summary
+    status = summary.get("status")
+    if not quiet:
+        console.print(results_table(summary))
+        console.print(f"status: {status} — {summary.get('message', '')}")
+        note = summary.get("fit_note")
+        if isinstance(note, dict) and note.get("text"):
+            console.print(note["text"])
+        console.print(f"run directory: {result.run_dir}")
+        console.print(f"report: {result.run_dir / 'report.html'}")
+    if status == "interrupted":
+        typer.echo(f"interrupted: resume with `trainwell fit --resume {result.run_dir}`", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if status == "diverged":
+        typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
+        raise typer.Exit(EXIT_DIVERGED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fit`` to the ``trainwell`` app."""
+    app.command("fit", no_args_is_help=False)(fit)

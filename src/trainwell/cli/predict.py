@@ -1,0 +1,198 @@
+"""``trainwell predict RUN INPUT``: probabilities of a trained run, optionally with MC dropout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["register", "predict", "read_inputs", "prepare_inputs", "predict_proba"]
+
+
+def read_inputs(path: Path, *, target: str = "target") -> Any:
+    """Raw features from ``.npz`` (array ``x``, or the only array) or ``.csv`` (header row;
+    the ``target`` column, when present, is dropped)."""
+    import numpy as np
+
+    from trainwell.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"INPUT: {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise DataError(f"INPUT: {path} is not a readable .npz file ({exc})") from None
+        if "x" in arrays:
+            return arrays["x"]
+        if len(arrays) == 1:
+            return next(iter(arrays.values()))
+        raise DataError(f"INPUT: {path} has no array 'x' (found {sorted(arrays)})")
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        if len(rows) < 2:
+            raise DataError(f"INPUT: {path} needs a header row and at least one data row")
+        header, body = rows[0], rows[1:]
+        keep = [i for i, h in enumerate(header) if h.strip() != target]
+        try:
+            return np.array([[float(r[i]) for i in keep] for r in body], dtype=np.float32)
+        except (ValueError, IndexError) as exc:
+            raise DataError(f"INPUT: {path} must hold numeric feature columns ({exc})") from None
+    raise DataError(f"INPUT: {path} is a {suffix or 'file without suffix'}; expected .npz or .csv")
+
+
+def prepare_inputs(x_raw: Any, stats: dict[str, Any]) -> Any:
+    """Raw features → model inputs, exactly like the run's training data: divide by the
+    pixel ``scale``, reshape to ``input_shape``, standardize with the training mean/std."""
+    import numpy as np
+    import torch
+
+    from trainwell.errors import DataError
+
+    x = torch.as_tensor(np.asarray(x_raw)).to(torch.float32) / float(stats.get("scale") or 1.0)
+    shape = tuple(stats.get("input_shape") or x.shape[1:])
+    per_sample = int(np.prod(shape)) if shape else 1
+    if x.dim() == 0 or x[0].numel() != per_sample:
+        raise DataError(f"INPUT: samples of shape {tuple(x.shape[1:])} do not fit the model, "
+                        f"which expects {shape} ({per_sample} values per sample)")
+    x = x.reshape(len(x), *shape)
+    if stats.get("mean") is not None and stats.get("std") is not None:
+        mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
+        std = torch.as_tensor(stats["std"], dtype=torch.float32)
+        x = (x - mean) / std  # same broadcasting as Splits.transform
+    return x
+
+
+def predict_proba(model: Any, x: Any, *, task: str = "multiclass", mc: int = 0, seed: int = 0,
+                  batch_size: int = 1024) -> tuple[Any, Any]:
+    """``(mean probabilities, std or None)``.
+
+    ``mc=0``: one deterministic pass in eval mode. ``mc=N``: N stochastic passes with only
+    dropout active (batch norm stays in eval mode, using its running statistics), seeded by
+    ``seed``; returns their mean and standard deviation.
+    """
+    import torch
+
+    from trainwell.nn import mc_dropout_mode
+    from trainwell.tasks import get_task
+
+    t = get_task(task)
+    model.eval()
+    means, stds = [], []
+    with torch.no_grad():
+        if mc <= 0:
+            for lo in range(0, len(x), batch_size):
+                means.append(t.probabilities(model(x[lo:lo + batch_size])))
+            return torch.cat(means), None
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            with mc_dropout_mode(model):
+                for lo in range(0, len(x), batch_size):
+                    xb = x[lo:lo + batch_size]
+                    samples = torch.stack([t.probabilities(model(xb)) for _ in range(mc)])
+                    means.append(samples.mean(dim=0))
+                    stds.append(samples.std(dim=0, unbiased=False))
+        finally:
+            torch.random.set_rng_state(gen_state)
+    return torch.cat(means), torch.cat(stds)
+
+
+def _columns(task: str, n_out: int, class_names: list[str] | None) -> list[str]:
+    if task == "multiclass" and class_names and len(class_names) == n_out:
+        return [str(c) for c in class_names]
+    if task == "regression":
+        return [f"y{i}" if n_out > 1 else "y" for i in range(n_out)]
+    return [f"p{i}" if n_out > 1 else "p" for i in range(n_out)]
+
+
+def predict(
+    run: Path = typer.Argument(..., metavar="RUN", help="A run directory written by `trainwell fit`."),
+    input: Path = typer.Argument(..., metavar="INPUT",
+                                 help="Features to predict: .npz (array x) or .csv (header row)."),
+    mc: int = typer.Option(0, "--mc", min=0, metavar="N",
+                           help="MC dropout: average N stochastic passes with only dropout on "
+                                "(batch norm stays in eval mode) and report the std as well."),
+    out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
+                             help="Write to FILE (.csv or .npz) instead of printing CSV."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the MC dropout passes."),
+) -> None:
+    """Predict with a trained run: class probabilities (sigmoid outputs for binary/multilabel,
+    values for regression), preprocessed exactly like the training data.
+
+    Output columns: `predicted` (class name or index), one probability per class, and with
+    --mc N one `std_<class>` column per class. Without --out the CSV goes to stdout.
+
+    Examples:
+
+        trainwell predict runs/20250101-120000-default new.npz --out preds.csv
+
+        trainwell predict runs/20250101-120000-mc_dropout new.npz --mc 100 --out preds.npz
+    """
+    import numpy as np
+
+    from trainwell.errors import ConfigError
+    from trainwell.run import load_run
+
+    loaded = load_run(run)
+    extra = loaded.model_info.get("extra") or {}
+    stats = extra.get("data") or {}
+    if out is not None and out.suffix.lower() not in (".csv", ".npz"):
+        raise ConfigError("--out", str(out), "a .csv or .npz file name")
+    if out is not None and out.exists():
+        raise ConfigError("--out", str(out), "a file that does not exist yet (never overwritten)")
+    x = prepare_inputs(read_inputs(input, target=loaded.recipe.data.target), stats)
+    task = loaded.task
+    if mc and not any("Dropout" in type(m).__name__ for m in loaded.model.modules()):
+        typer.echo("warning: the model has no dropout layers; every MC pass is identical",
+                   err=True)
+    mean, std = predict_proba(loaded.model, x, task=task, mc=mc, seed=seed)
+    p = mean.numpy()
+    s = std.numpy() if std is not None else None
+    cols = _columns(task, p.shape[1] if p.ndim == 2 else 1, extra.get("class_names"))
+    p2 = p.reshape(len(p), -1)
+    if task == "multiclass":
+        idx = p2.argmax(axis=1)
+        labels = [cols[i] for i in idx] if extra.get("class_names") else [str(i) for i in idx]
+    elif task in ("binary", "multilabel"):
+        labels = ["".join("1" if v > 0.5 else "0" for v in row) for row in p2]
+    else:
+        labels = [f"{row[0]:.6g}" for row in p2]
+
+    if out is not None and out.suffix.lower() == ".npz":
+        arrays = {"probabilities": p}
+        if s is not None:
+            arrays["std"] = s
+        if task == "multiclass":
+            arrays["predicted"] = p2.argmax(axis=1)
+        np.savez(out, **arrays)
+        typer.echo(f"wrote {len(p)} predictions to {out}", err=True)
+        return
+    buf = io.StringIO() if out is None else open(out, "w", newline="", encoding="utf-8")
+    try:
+        w = csv.writer(buf)
+        w.writerow(["predicted", *cols, *([f"std_{c}" for c in cols] if s is not None else [])])
+        s2 = s.reshape(len(s), -1) if s is not None else None
+        for i in range(len(p2)):
+            row = [labels[i], *(f"{v:.6f}" for v in p2[i])]
+            if s2 is not None:
+                row += [f"{v:.6f}" for v in s2[i]]
+            w.writerow(row)
+        if out is None:
+            sys.stdout.write(buf.getvalue())
+    finally:
+        if out is not None:
+            buf.close()
+            typer.echo(f"wrote {len(p)} predictions to {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict`` to the ``trainwell`` app."""
+    app.command("predict")(predict)

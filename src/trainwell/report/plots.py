@@ -1,0 +1,175 @@
+"""Learning-curve plots and the over/underfitting diagnosis of a run's history.
+
+The plots use matplotlib's object API with the Agg canvas (no pyplot global state, no
+display needed), so they work in scripts, CI and notebooks alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot_learning_curves", "fit_diagnosis", "new_figure", "save_figure"]
+
+# Thresholds of the fit diagnosis (documented in fit_diagnosis).
+GAP_ACCURACY = 0.05      # train − val accuracy above this: the network fits noise
+OVERFIT_RISE = 0.10      # val loss this far (relative) above its minimum while train loss falls
+STILL_IMPROVING = 0.01   # val loss fell this much (relative) over the last epochs
+PLATEAU = 0.01           # train loss changed less than this (relative) over the last epochs
+
+
+def new_figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+    """A matplotlib ``(Figure, Axes)`` drawn with the Agg canvas (no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    # fixed margins: tight_layout costs more than drawing these small plots
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.14)
+    ax = fig.add_subplot(1, 1, 1)
+    return fig, ax
+
+
+def save_figure(fig: Any, path: str | os.PathLike, *, tight: bool = False) -> Path:
+    """Save ``fig`` as PNG (written to a temp file then renamed; ``tight`` = tight layout)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if tight:
+        fig.tight_layout()
+    tmp = p.with_name(f".{p.stem}.tmp.png")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, p)
+    return p
+
+
+def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for i, row in enumerate(history):
+        v = row.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            xs.append(int(row.get("epoch", i + 1)))
+            ys.append(float(v))
+    return xs, ys
+
+
+def plot_learning_curves(history: Sequence[dict[str, Any]], plots_dir: str | os.PathLike
+                         ) -> list[Path]:
+    """Write ``loss.png`` (train vs validation), ``<metric>.png`` and ``lr.png``.
+
+    Args:
+        history: per-epoch dicts (``epoch``, ``loss``, ``val_loss``, ``accuracy``, ``lr``...).
+        plots_dir: where the PNG files go (created if needed).
+
+    Returns:
+        The paths written (nothing for an empty history).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    out: list[Path] = []
+    if not history:
+        return out
+    plots = Path(plots_dir)
+    keys = {k for row in history for k in row}
+    metrics = ["loss"] + [m for m in ("accuracy", "mae") if m in keys or f"val_{m}" in keys]
+    for metric in metrics:
+        fig, ax = new_figure()
+        drawn = False
+        for key, label, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
+            xs, ys = _series(history, key)
+            if xs:
+                ax.plot(xs, ys, style, marker="o", markersize=3, label=label)
+                drawn = True
+        if not drawn:
+            continue
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: training vs validation")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        out.append(save_figure(fig, plots / f"{metric}.png"))
+    xs, ys = _series(history, "lr")
+    if xs:
+        fig, ax = new_figure(6.4, 3.2)
+        ax.plot(xs, ys, marker="o", markersize=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate (end of epoch)")
+        if min(ys) > 0 and max(ys) / min(ys) > 50:
+            ax.set_yscale("log")
+        ax.set_title("learning rate per epoch")
+        ax.grid(True, alpha=0.3)
+        out.append(save_figure(fig, plots / "lr.png"))
+    return out
+
+
+def _rel(a: float, b: float) -> float:
+    return (a - b) / max(abs(b), 1e-12)
+
+
+def fit_diagnosis(history: Sequence[dict[str, Any]],
+                  final: dict[str, float] | None = None) -> dict[str, str] | None:
+    """Compare training and validation curves: over-, underfitting or still improving.
+
+    Rules (first match wins), with ``final`` the eval-mode metrics of the final model when
+    known (training curves under dropout are pessimistic, so ``final`` is preferred):
+
+    - **overfitting**: the validation loss ended ``OVERFIT_RISE`` (10 %) above its minimum while
+      the training loss kept falling, or train − validation accuracy > ``GAP_ACCURACY`` (5
+      points) → regularization (dropout, ℓ2, max-norm), early stopping, more data.
+    - **still improving**: the validation loss fell more than 1 % over the last three epochs
+      → more epochs (or a higher learning rate).
+    - **underfitting**: the training loss changed less than 1 % over the last three epochs and
+      train ≈ validation → a bigger network, less regularization, another learning rate.
+    - otherwise **good fit**.
+
+    Returns:
+        ``{"verdict": ..., "text": ...}``, or ``None`` without validation data.
+    """
+    _, val = _series(history, "val_loss")
+    _, train = _series(history, "loss")
+    if len(val) < 2 or len(train) < 2:
+        return None
+    final = final or {}
+    tr_acc = final.get("train_accuracy")
+    va_acc = final.get("val_accuracy")
+    if tr_acc is None:
+        _, a = _series(history, "accuracy")
+        tr_acc = a[-1] if a else None
+    if va_acc is None:
+        _, a = _series(history, "val_accuracy")
+        va_acc = a[-1] if a else None
+    best_i = min(range(len(val)), key=val.__getitem__)
+    rise = _rel(val[-1], val[best_i])
+    train_falling = train[-1] < train[best_i]
+    gap = (tr_acc - va_acc) if tr_acc is not None and va_acc is not None else None
+    k = min(3, len(val) - 1)
+    if (rise > OVERFIT_RISE and train_falling) or (gap is not None and gap > GAP_ACCURACY):
+        parts = []
+        if rise > OVERFIT_RISE and train_falling:
+            parts.append(f"the validation loss ended {rise:.0%} above its minimum (epoch "
+                         f"{best_i + 1}) while the training loss kept falling")
+        if gap is not None and gap > GAP_ACCURACY:
+            parts.append(f"training accuracy is {gap * 100:.1f} points above validation "
+                         f"accuracy ({tr_acc:.3f} vs {va_acc:.3f})")
+        return {"verdict": "overfitting",
+                "text": "Overfitting: " + " and ".join(parts) + ". Add regularization "
+                        "(dropout, ℓ2, max-norm), keep early stopping, or get more data."}
+    if _rel(val[-1 - k], val[-1]) > STILL_IMPROVING and best_i == len(val) - 1:
+        return {"verdict": "still_improving",
+                "text": f"Still improving: the validation loss fell {_rel(val[-1 - k], val[-1]):.1%} "
+                        f"over the last {k} epochs and is lowest at the last one. Train for more "
+                        "epochs."}
+    if abs(_rel(train[-1], train[-1 - k])) < PLATEAU and (gap is None or gap < GAP_ACCURACY / 2):
+        return {"verdict": "underfitting",
+                "text": f"Plateau: the training loss changed less than {PLATEAU:.0%} over the last "
+                        f"{k} epochs and training ≈ validation. If the accuracy is not good "
+                        "enough, use a bigger network (more units or layers), less "
+                        "regularization, or tune the learning rate."}
+    return {"verdict": "good_fit",
+            "text": "Good fit: training and validation curves stay close and the validation "
+                    "loss settled near its minimum."}

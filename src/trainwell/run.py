@@ -1,0 +1,551 @@
+"""Run directories: train a recipe and keep everything it produced in one folder.
+
+Every command that trains writes the same layout (docs/internals.md § Run directories)::
+
+    runs/<YYYYmmdd-HHMMSS>-<name>/
+      recipe.toml  history.csv  history.json  checkpoints/  model/  summary.json
+      plots/*.png  diagnostics/  report.html
+
+so that the report, ``evaluate``, ``predict``, ``export``, ``transfer`` and ``--resume`` all
+read one format. A run directory is never reused: a second run started in the same second
+gets a suffix (``-2``, ``-3``, ...).
+
+Example:
+    >>> from trainwell.recipe import resolve
+    >>> result = fit_recipe(resolve("default"), out="runs")   # doctest: +SKIP
+    >>> result.summary["metrics"]["final"]["test_accuracy"]    # doctest: +SKIP
+    0.89
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trainwell.errors import CheckpointError, ConfigError, DataError
+from trainwell.recipe import Recipe, load_recipe, recipe_diff, save_recipe
+
+__all__ = [
+    "RunResult",
+    "LoadedRun",
+    "new_run_dir",
+    "fit_recipe",
+    "save_run_artifacts",
+    "add_summary_section",
+    "read_summary",
+    "write_summary",
+    "write_report",
+    "load_run",
+    "evaluate_model",
+    "resolve_run_dir",
+]
+
+SUMMARY = "summary.json"
+
+
+@dataclass
+class RunResult:
+    """What :func:`fit_recipe` returns: the run folder and the live objects."""
+
+    run_dir: Path
+    trainer: Any
+    model: Any
+    splits: Any
+    history: Any
+    summary: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unknown")
+
+
+@dataclass
+class LoadedRun:
+    """A finished run read back from disk (:func:`load_run`).
+
+    ``splits_loader()`` loads the run's dataset with its recipe (only when called: data can be
+    large); ``model`` is in eval mode on the CPU and carries ``trainwell_extra`` (task, class
+    names, data statistics).
+    """
+
+    run_dir: Path
+    recipe: Recipe
+    model: Any
+    splits_loader: Callable[[], Any]
+    summary: dict[str, Any]
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return (self.model_info.get("extra") or {}).get("task") or self.summary.get(
+            "dataset", {}).get("task", "multiclass")
+
+
+# --------------------------------------------------------------------------- folders
+def new_run_dir(out: str | os.PathLike = "runs", name: str = "run") -> Path:
+    """Create and return a fresh ``out/<YYYYmmdd-HHMMSS>-<name>`` folder.
+
+    An existing folder is never reused: ``-2``, ``-3``, ... is appended until ``mkdir``
+    succeeds (atomic, so two processes never share one).
+    """
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    for i in range(1, 10_000):
+        candidate = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            candidate.mkdir(parents=False, exist_ok=False)
+        except FileExistsError:
+            continue
+        return candidate
+    raise ConfigError("--out", str(root), "a folder where a new run directory can be created")
+
+
+def resolve_run_dir(run: str | os.PathLike, *, field: str = "RUN") -> Path:
+    """``run`` as an existing run directory (one holding ``recipe.toml``)."""
+    p = Path(run)
+    if not (p.is_dir() and (p / "recipe.toml").is_file()):
+        raise ConfigError(field, str(run), "a run directory written by `trainwell fit` "
+                          "(a folder holding recipe.toml)")
+    return p
+
+
+# --------------------------------------------------------------------------- summary
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``summary.json`` of a run (an empty dict when there is none yet)."""
+    p = Path(run_dir) / SUMMARY
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{p} cannot be read: {exc}") from exc
+
+
+def write_summary(run_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
+    """Write ``summary.json`` atomically (temp file + rename)."""
+    p = Path(run_dir) / SUMMARY
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(json.dumps(_json_safe(summary), indent=2, ensure_ascii=False),
+                   encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+def add_summary_section(run_dir: str | os.PathLike, title: str,
+                        table: Sequence[Sequence[Any]] | None = None, text: str = "") -> None:
+    """Add (or replace, by title) a section of ``summary.json``; ``report.html`` shows it.
+
+    Args:
+        run_dir: the run directory.
+        title: the section heading; a section with the same title is replaced.
+        table: rows of cells, the first row being the header (optional).
+        text: a paragraph shown under the heading (optional).
+
+    Example:
+        >>> add_summary_section(run, "Export", [["format", "size"], ["onnx", "1.1 MB"]])  # doctest: +SKIP
+    """
+    summary = read_summary(run_dir)
+    sections = [s for s in summary.get("sections", []) if s.get("title") != title]
+    sections.append({"title": str(title),
+                     "table": [[c for c in row] for row in table] if table else None,
+                     "text": str(text or "")})
+    summary["sections"] = sections
+    write_summary(run_dir, summary)
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    from trainwell import __version__
+
+    return {"trainwell": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def evaluate_model(model: Any, x: Any, y: Any, *, task: str = "multiclass",
+                   batch_size: int = 1024, device: Any = None) -> dict[str, float]:
+    """Mean loss and metrics of ``model`` on ``(x, y)`` in eval mode (no RNG, no BN update)."""
+    import torch
+
+    from trainwell.tasks import get_task
+
+    t = get_task(task) if isinstance(task, str) else task
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    sums: dict[str, Any] = {}
+    n = int(len(x))
+    if n == 0:
+        return {}
+    with torch.no_grad():
+        for lo in range(0, n, batch_size):
+            xb = x[lo:lo + batch_size].to(device)
+            yb = t.prepare_targets(y[lo:lo + batch_size]).to(device) \
+                if hasattr(t, "prepare_targets") else y[lo:lo + batch_size].to(device)
+            for k, v in t.metric_sums(model(xb), yb).items():
+                sums[k] = sums[k] + v.double() if k in sums else v.double()
+    model.train(was_training)
+    return {k: float(v) / n for k, v in sums.items()}  # host sync: once per evaluation
+
+
+def _metrics_block(model: Any, splits: Any, task: str, device: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, f"x_{part}", None), getattr(splits, f"y_{part}", None)
+        if x is None or y is None or len(x) == 0:
+            continue
+        for k, v in evaluate_model(model, x, y, task=task, device=device).items():
+            out[f"{part}_{k}"] = v
+    return out
+
+
+def _best_epoch(history: list[dict[str, Any]], monitor: str) -> dict[str, Any] | None:
+    key = monitor
+    if history and key not in history[0] and key.startswith("val_") and key[4:] in history[0]:
+        key = key[4:]
+    rows = [r for r in history if isinstance(r.get(key), (int, float)) and
+            math.isfinite(r[key])]
+    if not rows:
+        return None
+    maximize = any(s in key for s in ("accuracy", "acc", "auc", "f1"))
+    best = (max if maximize else min)(rows, key=lambda r: r[key])
+    return {"monitor": key, **{k: v for k, v in best.items()}}
+
+
+def _param_counts(model: Any) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+
+
+def _dataset_info(splits: Any) -> dict[str, Any]:
+    def n(part: str) -> int:
+        x = getattr(splits, f"x_{part}", None)
+        return int(len(x)) if x is not None else 0
+
+    return {"name": getattr(splits, "name", ""), "task": getattr(splits, "task", ""),
+            "n_train": n("train"), "n_val": n("val"), "n_test": n("test"),
+            "input_shape": list(getattr(splits, "input_shape", ()) or ()),
+            "n_outputs": getattr(splits, "n_outputs", None),
+            "class_names": getattr(splits, "class_names", None)}
+
+
+def _status_message(status: str, divergence: dict[str, Any] | None) -> str:
+    if status == "diverged" and divergence:
+        return str(divergence.get("message") or
+                   f"diverged at step {divergence.get('step')} in layer {divergence.get('layer')}")
+    return {"completed": "trained every epoch",
+            "stopped": "early stopping ended training",
+            "interrupted": "interrupted; continue with `trainwell fit --resume RUN`",
+            "diverged": "training diverged (loss NaN/Inf); the last good weights were kept",
+            }.get(status, status)
+
+
+def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: Any, model: Any,
+                       splits: Any, extra_summary: dict[str, Any] | None = None,
+                       report: bool = True) -> dict[str, Any]:
+    """Write ``recipe.toml``, ``model/``, ``summary.json``, ``plots/`` and ``report.html``.
+
+    Evaluates ``model`` (eval mode) on the train, validation and test splits for the final
+    metrics; the best epoch comes from the history (by ``train.monitor``). Sections already in
+    ``summary.json`` (added by other features) are kept.
+
+    Args:
+        run_dir: the run directory.
+        recipe: the recipe the run used.
+        trainer: the :class:`~trainwell.train.Trainer` that trained ``model``.
+        model: the trained network.
+        splits: the data it was trained on.
+        extra_summary: more keys for ``summary.json`` (e.g. ``{"transfer": {...}}``).
+        report: also write the plots and ``report.html`` (default True).
+
+    Returns:
+        The summary dict that was written.
+    """
+    from trainwell.nn import save_model
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if not (run / "recipe.toml").exists():
+        save_recipe(recipe, run / "recipe.toml")
+    task = getattr(getattr(trainer, "task", None), "name", None) or splits.task
+    stats = splits.stats() if hasattr(splits, "stats") else {}
+    save_model(model, run / "model", extra={"task": task, "class_names": splits.class_names,
+                                            "data": stats, "recipe": recipe.name})
+    history = trainer.history.to_list() if hasattr(trainer.history, "to_list") \
+        else list(trainer.history)
+    times = [float(r["time"]) for r in history if isinstance(r.get("time"), (int, float))]
+    status = getattr(trainer, "status", "completed")
+    if status in ("running", "new"):
+        status = "completed"
+    divergence = getattr(trainer, "divergence", None)
+    previous = read_summary(run)
+    summary: dict[str, Any] = {
+        "name": recipe.name,
+        "description": recipe.description,
+        "run_dir": str(run),
+        "status": status,
+        "message": _status_message(status, divergence),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": {"final": _metrics_block(model, splits, task, getattr(trainer, "device", None)),
+                    "last_epoch": history[-1] if history else None,
+                    "best": _best_epoch(history, recipe.train.monitor)},
+        "epochs_run": len(history),
+        "steps": getattr(trainer, "step", None),
+        "epoch_times": times,
+        "median_epoch_time": statistics.median(times) if times else None,
+        "total_time": sum(times),
+        "seed": recipe.train.seed,
+        "device": str(getattr(trainer, "device", "cpu")),
+        "versions": _versions(),
+        "parameters": _param_counts(model),
+        "dataset": _dataset_info(splits),
+        "divergence": divergence,
+        "sections": previous.get("sections", []),
+    }
+    summary.update(extra_summary or {})
+    write_summary(run, summary)
+    if report:
+        write_report(run)
+    return summary
+
+
+# --------------------------------------------------------------------------- report
+def write_report(run_dir: str | os.PathLike) -> Path:
+    """Draw the learning-curve plots and write the self-contained ``report.html``.
+
+    Every PNG in ``plots/`` and every section of ``summary.json`` appears in the report, so
+    features (diagnosis, transfer, export) add content without touching this function.
+    """
+    from trainwell.report import html, plots
+
+    run = Path(run_dir)
+    history = _read_history(run)
+    summary = read_summary(run)
+    plots.plot_learning_curves(history, run / "plots")
+    note = plots.fit_diagnosis(history, (summary.get("metrics") or {}).get("final"))
+    if note:
+        summary["fit_note"] = note
+        write_summary(run, summary)
+    return html.write_html_report(run)
+
+
+def _read_history(run: Path) -> list[dict[str, Any]]:
+    p = run / "history.json"
+    if not p.is_file():
+        return []
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
+# --------------------------------------------------------------------------- fit
+def _absolute_data_path(recipe: Recipe) -> Recipe:
+    """The recipe with a relative data file made absolute (re-runnable from anywhere)."""
+    d = recipe.data
+    changes = {}
+    for key in ("dataset", "path"):
+        value = getattr(d, key)
+        if value and value.lower().endswith((".npz", ".csv")) and not os.path.isabs(value):
+            changes[key] = str(Path(value).resolve())
+    if not changes:
+        return recipe
+    return recipe.model_copy(update={"data": d.model_copy(update=changes)})
+
+
+def _print(console: Any, *objects: Any) -> None:
+    if console is not None:
+        console.print(*objects)
+
+
+def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool = False,
+               resume: str | os.PathLike | None = None, callbacks: Sequence[Any] = (),
+               model: Any = None, splits: Any = None, run_name: str | None = None,
+               force: bool = False, console: Any = None, interrupt: str = "raise") -> RunResult:
+    """Train ``recipe`` and write a complete run directory.
+
+    Prints the model summary first (unless ``quiet``); trains with progress, history logging,
+    checkpoints (``checkpoints/last.pt`` every ``train.checkpoint_every_epochs``, ``best.pt``
+    by ``train.monitor``), early stopping (``train.early_stopping``), a NaN guard and, with
+    ``train.diagnose``, the gradient probe; then evaluates on the test split and writes
+    ``summary.json``, plots and ``report.html``.
+
+    Args:
+        recipe: a validated :class:`~trainwell.recipe.Recipe`.
+        out: the folder that holds run directories (default ``"runs"``).
+        quiet: print nothing (default False).
+        resume: a run directory to continue from its last checkpoint, in that same directory.
+            Its ``recipe.toml`` must equal ``recipe`` (apart from the description) unless
+            ``force``.
+        callbacks: extra callbacks for the trainer.
+        model: train this ``nn.Module`` instead of building ``[model]`` (default None).
+        splits: use this :class:`~trainwell.data.Splits` instead of loading ``[data]``.
+        run_name: name of the run directory (default ``recipe.name``).
+        force: resume even when the recipes differ (the new recipe is saved; the old one is
+            kept as ``recipe.before-resume.toml``).
+        console: a ``rich.console.Console`` for the printed output (default: a new one).
+        interrupt: on Ctrl-C, after saving the checkpoint and summary (status
+            ``"interrupted"``): ``"raise"`` re-raises ``KeyboardInterrupt`` (default),
+            ``"return"`` returns the :class:`RunResult`.
+
+    Returns:
+        :class:`RunResult` with ``summary["status"]`` one of completed, stopped, diverged,
+        interrupted.
+
+    Raises:
+        ConfigError: a resume whose recipe differs (listing the fields), or a bad value.
+        DataError, CheckpointError: unusable data or checkpoint.
+    """
+    from trainwell.compose import build_from_recipe
+    from trainwell.train import (
+        EarlyStopping,
+        HistoryLogger,
+        ModelCheckpoint,
+        NanGuard,
+        ProgressCallback,
+    )
+
+    if interrupt not in ("raise", "return"):
+        raise ConfigError("interrupt", interrupt, ["raise", "return"])
+    if console is None and not quiet:
+        from rich.console import Console
+        console = Console()
+    if quiet:
+        console = None
+    recipe = _absolute_data_path(recipe)
+
+    if resume is not None:
+        run_dir = resolve_run_dir(resume, field="--resume")
+        saved = load_recipe(run_dir / "recipe.toml")
+        diff = recipe_diff(saved, recipe, ignore=("description", "name"))
+        if diff and not force:
+            changes = ", ".join(f"{k} ({saved.flat()[k]!r} → {recipe.flat()[k]!r})" for k in diff)
+            raise ConfigError("--resume", str(run_dir),
+                              f"the recipe that run used; these fields differ: {changes}. "
+                              "Resume without changes, or pass --force-resume to continue "
+                              "with the new values")
+        if not (run_dir / "checkpoints").is_dir():
+            raise CheckpointError(f"{run_dir} has no checkpoints/ folder to resume from")
+        if diff:
+            os.replace(run_dir / "recipe.toml", run_dir / "recipe.before-resume.toml")
+            save_recipe(recipe, run_dir / "recipe.toml")
+    else:
+        run_dir = new_run_dir(out, run_name or recipe.name)
+        save_recipe(recipe, run_dir / "recipe.toml")
+
+    t = recipe.train
+    cbs: list[Any] = [
+        ProgressCallback(quiet=quiet),
+        HistoryLogger(run_dir / "history.csv", run_dir / "history.json"),
+        ModelCheckpoint(run_dir / "checkpoints", every_epochs=t.checkpoint_every_epochs,
+                        every_steps=t.checkpoint_every_steps, monitor=t.monitor),
+        NanGuard(),
+    ]
+    if t.early_stopping:
+        cbs.append(EarlyStopping(monitor=t.monitor, patience=t.patience, min_delta=t.min_delta,
+                                 restore_best=t.restore_best))
+    probe = None
+    if t.diagnose:
+        from trainwell.diagnose import GradientProbe
+        probe = GradientProbe(every=t.diagnose_every)
+        cbs.append(probe)
+    cbs.extend(callbacks)
+
+    splits, model, trainer = build_from_recipe(recipe, splits, model=model, callbacks=cbs,
+                                               progress=not quiet)
+    if console is not None:
+        from trainwell.nn import model_summary
+        console.print(f"[bold]{recipe.name}[/bold] → {run_dir}")
+        if recipe.description:
+            console.print(recipe.description)
+        console.print(str(model_summary(model, splits.input_shape)), markup=False,
+                      highlight=False)
+
+    has_val = getattr(splits, "x_val", None) is not None and len(splits.x_val) > 0
+    previous = read_summary(run_dir)
+    elapsed_before = float(previous.get("total_time") or 0.0) if resume is not None else 0.0
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        trainer.fit(splits.x_train, splits.y_train, epochs=t.epochs, batch_size=t.batch_size,
+                    validation_data=(splits.x_val, splits.y_val) if has_val else None,
+                    shuffle=t.shuffle,
+                    resume_from=(run_dir / "checkpoints") if resume is not None else None)
+    except KeyboardInterrupt:
+        interrupted = True
+        trainer.status = "interrupted"
+    elapsed = time.perf_counter() - started + elapsed_before
+
+    summary = save_run_artifacts(run_dir, recipe=recipe, trainer=trainer, model=model,
+                                 splits=splits, extra_summary={"total_time": elapsed},
+                                 report=probe is None)
+    if resume is not None:
+        summary["resumed"] = int(previous.get("resumed", 0)) + 1
+        write_summary(run_dir, summary)
+    if probe is not None:
+        from trainwell.diagnose import write_run_diagnostics
+        write_run_diagnostics(probe, run_dir)
+        write_report(run_dir)
+        summary = read_summary(run_dir)
+
+    result = RunResult(run_dir, trainer, model, splits, trainer.history, summary)
+    if interrupted and interrupt == "raise":
+        raise KeyboardInterrupt(f"training interrupted; resume with --resume {run_dir}")
+    return result
+
+
+# --------------------------------------------------------------------------- load
+def load_run(run_dir: str | os.PathLike) -> LoadedRun:
+    """Read a run directory back: recipe, trained model (eval mode, CPU), summary.
+
+    Raises:
+        ConfigError: ``run_dir`` is not a run directory.
+        CheckpointError: its model cannot be loaded.
+    """
+    from trainwell.compose import load_splits
+    from trainwell.nn import load_model, load_model_info
+
+    run = resolve_run_dir(run_dir)
+    recipe = load_recipe(run / "recipe.toml")
+    if not (run / "model" / "model.json").is_file():
+        raise CheckpointError(f"{run} has no trained model (model/model.json); the run may "
+                              "still be training or was interrupted before its end")
+    info = load_model_info(run / "model")
+    model = load_model(run / "model")
+
+    def splits_loader() -> Any:
+        try:
+            return load_splits(recipe, progress=False)
+        except DataError as exc:
+            raise DataError(f"cannot reload the data of {run}: {exc}") from exc
+
+    return LoadedRun(run, recipe, model, splits_loader, read_summary(run), info)

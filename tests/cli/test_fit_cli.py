@@ -1,0 +1,138 @@
+"""`trainwell fit`, `recipes`, `--version` and the error contract of the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import annotated_types as at
+import pytest
+
+from trainwell import __version__
+from trainwell.cli import app
+from trainwell.recipe import SECTIONS, _choices_of, builtin_recipes, loads_recipe, resolve
+
+RUN_FILES = ["recipe.toml", "history.csv", "history.json", "checkpoints/last.pt",
+             "checkpoints/best.pt", "checkpoints/manifest.json", "model/model.safetensors",
+             "model/model.json", "summary.json", "plots/loss.png", "plots/accuracy.png",
+             "plots/lr.png", "report.html"]
+
+
+def test_version(runner):
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"trainwell {__version__}"
+
+
+def test_console_script_entry_point_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", "from trainwell.cli import main; main()",
+                           "fit", "no_such_recipe"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: recipe: received 'no_such_recipe'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_recipes_lists_every_builtin_with_description(runner):
+    result = runner.invoke(app, ["recipes"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in builtin_recipes():
+        assert name in result.stdout
+    assert "Self-normalizing" in result.stdout
+
+
+def test_recipes_show_prints_loadable_toml(runner):
+    result = runner.invoke(app, ["recipes", "show", "selu"])
+    assert result.exit_code == 0
+    assert loads_recipe(result.stdout) == resolve("selu")
+    resolved = runner.invoke(app, ["recipes", "show", "default", "--resolved"])
+    assert "diagnose_every" in resolved.stdout  # defaults included
+    bad = runner.invoke(app, ["recipes", "show", "nope"])
+    assert bad.exit_code == 2 and "default" in bad.stderr
+
+
+def test_fit_writes_every_file_of_the_run_directory(trained_run):
+    for rel in RUN_FILES:
+        assert (trained_run / rel).is_file(), rel
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert len(summary["epoch_times"]) == 3 == summary["epochs_run"]
+    for key in ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss", "val_loss",
+                "test_loss"):
+        assert key in summary["metrics"]["final"]
+    assert set(summary["versions"]) >= {"trainwell", "torch", "python"}
+    assert summary["seed"] == 0 and summary["device"] == "cpu"
+    assert summary["parameters"]["total"] == 6 * 16 + 16 + 16 * 3 + 3
+
+
+def test_fit_prints_summary_table_and_run_dir(runner, tiny_dir, tmp_path):
+    result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--out", str(tmp_path),
+                                 "--set", "train.epochs=1", "--seed", "3"],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (run,) = list(tmp_path.iterdir())
+    assert str(run) in result.stdout
+    assert "Total params" in result.stdout  # model summary printed at the start
+    assert "test" in result.stdout and "accuracy" in result.stdout
+    saved = loads_recipe((run / "recipe.toml").read_text())
+    assert saved.train.seed == 3 and saved.train.epochs == 1
+
+
+def test_fit_never_overwrites_an_existing_run(runner, tiny_dir, tmp_path):
+    for _ in range(2):
+        result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--out", str(tmp_path),
+                                     "--quiet", "--set", "train.epochs=1"])
+        assert result.exit_code == 0, result.output
+    runs = sorted(tmp_path.iterdir())
+    assert len(runs) == 2 and runs[0] != runs[1]
+
+
+def test_resume_refuses_a_changed_recipe_listing_the_fields(runner, trained_run, tiny_dir):
+    result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--resume",
+                                 str(trained_run), "--set", "train.epochs=5",
+                                 "--set", "optimizer.lr=0.01"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --resume")
+    assert "train.epochs" in result.stderr and "optimizer.lr" in result.stderr
+    assert "--force-resume" in result.stderr
+    assert "Traceback" not in result.output
+
+
+# ---- errors generated from the schema: exit 2, one line naming the field, no traceback -------
+def _bad_overrides():
+    cases = []
+    for sec, cls in SECTIONS.items():
+        for name, info in cls.model_fields.items():
+            path = f"{sec}.{name}"
+            for m in info.metadata:
+                if isinstance(m, at.Gt):
+                    cases.append((path, m.gt))
+                elif isinstance(m, at.Ge):
+                    cases.append((path, m.ge - 1))
+                elif isinstance(m, at.Lt):
+                    cases.append((path, m.lt))
+            if _choices_of(info) is not None:
+                cases.append((path, "no_such_name"))
+    cases += [("train.epoch", 3), ("model.hidden", "wide"), ("train.epochs", "ten")]
+    return cases
+
+
+@pytest.mark.parametrize("path,value", _bad_overrides())
+def test_bad_value_at_the_cli_exits_2_naming_the_field(runner, tiny_dir, tmp_path, path, value):
+    result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--out", str(tmp_path),
+                                 "--set", f"{path}={value}"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {path}: ")
+    assert "expected" in result.stderr
+    assert "Traceback" not in result.output and "pydantic" not in result.output
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_missing_data_file_is_a_clean_error(runner, tmp_path):
+    result = runner.invoke(app, ["fit", "default", "--out", str(tmp_path), "--quiet",
+                                 "--set", f"data.dataset={tmp_path / 'missing.npz'}"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert "missing.npz" in result.stderr
+    assert "Traceback" not in result.output
