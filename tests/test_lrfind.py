@@ -141,3 +141,66 @@ def test_plot_marks_the_suggestion(tmp_path):
     path = plot_lr_find(r, tmp_path / "plots" / "lr_find.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     assert "suggested max learning rate" in r.sentence()
+
+
+def _tiny_splits():
+    from trainwell.data.splits import Splits
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 3, generator=g)
+    x = torch.randn(400, 6, generator=g)
+    xv = torch.randn(50, 6, generator=g)
+    return Splits(x, (x @ w).argmax(1), xv, (xv @ w).argmax(1), xv, (xv @ w).argmax(1),
+                  class_names=None, input_shape=(6,), n_outputs=3, task="multiclass",
+                  name="synthetic")
+
+
+def _tiny_recipe():
+    from trainwell.recipe import Recipe, apply_overrides
+
+    return apply_overrides(Recipe(name="tiny"), [
+        "model.hidden=[16]", "optimizer.name=nesterov", "train.batch_size=32",
+        "train.device=cpu", "schedule.name=onecycle"])
+
+
+def test_recipe_finder_uses_the_recipe_model_optimizer_and_batch_size():
+    from trainwell.compose import build_model_from_recipe
+    from trainwell.lrfind import lr_find_recipe
+
+    recipe, splits = _tiny_recipe(), _tiny_splits()
+    r, same = lr_find_recipe(recipe, splits=splits, steps=80, start_lr=1e-5)
+    assert same is splits and r.settings["batch_size"] == 32
+    # the same model and data by hand give the same curve
+    model = build_model_from_recipe(recipe, splits)
+    by_hand = find_lr(model, splits.x_train, splits.y_train, optimizer="nesterov",
+                      optimizer_params=dict(momentum=recipe.optimizer.momentum),
+                      loss=nn.functional.cross_entropy, steps=80, start_lr=1e-5,
+                      batch_size=32, seed=recipe.train.seed)
+    assert r.lrs == by_hand.lrs
+    assert r.raw_losses == pytest.approx(by_hand.raw_losses, rel=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_auto_max_lr_becomes_the_suggestion(tmp_path):
+    from trainwell.lrfind import record_lr_find, resolve_auto_max_lr, wants_auto_max_lr
+
+    recipe, splits = _tiny_recipe(), _tiny_splits()
+    same, none = resolve_auto_max_lr(recipe, splits)
+    assert same is recipe and none is None  # nothing asked: nothing run
+    # a recipe saying max_lr = "auto" (built without validation, as the TOML would give it)
+    auto = recipe.model_copy(update={"schedule": recipe.schedule.model_copy(
+        update={"max_lr": "auto"})})
+    assert wants_auto_max_lr(auto)
+    resolved, found = resolve_auto_max_lr(auto, splits, steps=60)
+    assert found is not None and resolved.schedule.max_lr == pytest.approx(found.suggestion)
+    assert not wants_auto_max_lr(resolved)
+    assert resolved.model == recipe.model and resolved.optimizer == recipe.optimizer
+
+    (tmp_path / "summary.json").write_text("{}")
+    record_lr_find(tmp_path, found)
+    import json
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (section,) = summary["sections"]
+    assert section["title"] == "LR finder" and f"{found.suggestion:.4g}" in section["table"][1]
+    assert (tmp_path / "plots" / "lr_find.png").is_file()

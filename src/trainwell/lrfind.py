@@ -29,7 +29,7 @@ from torch import nn
 from trainwell.errors import ConfigError
 
 __all__ = ["LRFindResult", "RULES", "find_lr", "lr_find_recipe", "resolve_auto_max_lr",
-           "plot_lr_find", "suggest_lr", "wants_auto_max_lr"]
+           "plot_lr_find", "suggest_lr", "wants_auto_max_lr", "record_lr_find"]
 
 RULES = {
     "min/10": "one tenth of the learning rate at which the smoothed loss is lowest "
@@ -304,12 +304,14 @@ def plot_lr_find(result: LRFindResult, path: str | Path, *, title: str = "LR ran
     ax.set_xscale("log")
     finite = [v for v in result.losses if math.isfinite(v)]
     if finite:
-        lo, hi = min(finite), max(finite[0], min(finite) * 2)
-        ax.set_ylim(lo - 0.1 * (hi - lo + 1e-12), hi + 0.3 * (hi - lo + 1e-12))
+        # show the whole descent, not the blow-up at the end
+        lo = min(finite + [v for v in result.raw_losses if math.isfinite(v)])
+        hi = max(max(finite[: max(1, len(finite) // 10)]), min(finite) * 1.5)
+        ax.set_ylim(lo - 0.05 * (hi - lo + 1e-12), hi + 0.3 * (hi - lo + 1e-12))
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -356,6 +358,21 @@ def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
                      batch_size=recipe.train.batch_size, smooth=smooth, diverge=diverge,
                      rule=rule, seed=recipe.train.seed, clip_global_norm=o.clip_global_norm)
     return result, splits
+
+
+def record_lr_find(run_dir: str | Path, result: LRFindResult) -> None:
+    """Put the finder's plot and numbers into a run directory (shown by its report.html)."""
+    from trainwell.run import add_summary_section
+
+    run_dir = Path(run_dir)
+    plot_lr_find(result, run_dir / "plots" / "lr_find.png",
+                 title="LR range test (max_lr = \"auto\")")
+    result.to_json(run_dir / "lr_find.json")
+    add_summary_section(run_dir, "LR finder", table=[
+        ["suggested max lr", "rule", "lr at lowest loss", "steepest descent at", "steps"],
+        [f"{result.suggestion:.4g}", result.rule_name, f"{result.min_loss_lr:.4g}",
+         "—" if result.steepest_lr is None else f"{result.steepest_lr:.4g}", len(result.lrs)]],
+        text=result.sentence())
 
 
 def wants_auto_max_lr(recipe: Any) -> bool:
