@@ -49,7 +49,7 @@ __all__ = [
     "blocks", "hidden_blocks", "reuse_layers", "freeze", "unfreeze", "frozen_blocks",
     "trainable_parameters", "make_trainable_optimizer", "expected_input_shape",
     "check_input_shape", "resize_images", "fine_tune", "FineTuneResult", "fine_tune_trainers",
-    "load_source_model",
+    "load_source_model", "plot_fine_tune",
 ]
 
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -468,8 +468,8 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                        validation_data: tuple[torch.Tensor, torch.Tensor] | None = None,
                        optimizer: str = "sgd", optimizer_params: dict[str, Any] | None = None,
                        task: str | None = None, batch_size: int = 32, callbacks: Sequence = (),
-                       seed: int = 0, device: str = "auto", resize: bool = False,
-                       **trainer_kwargs: Any) -> FineTuneResult:
+                       unfrozen_callbacks: Sequence = (), seed: int = 0, device: str = "auto",
+                       resize: bool = False, **trainer_kwargs: Any) -> FineTuneResult:
     """:func:`fine_tune`, returning the trainers of both phases too (for run directories)."""
     if isinstance(frozen_epochs, bool) or not isinstance(frozen_epochs, int) or frozen_epochs < 0:
         raise ConfigError("transfer.frozen_epochs", frozen_epochs, "an integer >= 0")
@@ -498,11 +498,12 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
     opt_params = dict(optimizer_params or {})
 
-    def run_phase(phase_lr: float, n_epochs: int, phase_seed: int) -> Any:
+    def run_phase(phase_lr: float, n_epochs: int, phase_seed: int, extra: Sequence = ()) -> Any:
         # A new optimizer per phase over the trainable parameters only (Keras re-compiles).
         opt = make_trainable_optimizer(model, optimizer, lr=phase_lr, **opt_params)
-        trainer = Trainer(model, task=task, optimizer=opt, lr=phase_lr, callbacks=callbacks,
-                          seed=phase_seed, device=device, **trainer_kwargs)
+        trainer = Trainer(model, task=task, optimizer=opt, lr=phase_lr,
+                          callbacks=[*callbacks, *extra], seed=phase_seed, device=device,
+                          **trainer_kwargs)
         trainer.fit(x, y, epochs=n_epochs, batch_size=batch_size,
                     validation_data=validation_data)
         return trainer
@@ -519,7 +520,7 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         freeze(model)
         if unfreeze == "all" or unfreeze > 0:
             _unfreeze(model, unfreeze)
-        trainer = run_phase(lr * lr_factor, second, seed + 1)  # new shuffles
+        trainer = run_phase(lr * lr_factor, second, seed + 1, unfrozen_callbacks)
         trainers.append(trainer)
         parts.append(("unfrozen", trainer.history))
     history = _combined_history(parts)
@@ -533,8 +534,8 @@ def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epoc
               validation_data: tuple[torch.Tensor, torch.Tensor] | None = None,
               optimizer: str = "sgd", optimizer_params: dict[str, Any] | None = None,
               task: str | None = None, batch_size: int = 32, callbacks: Sequence = (),
-              seed: int = 0, device: str = "auto", resize: bool = False,
-              **trainer_kwargs: Any) -> Any:
+              unfrozen_callbacks: Sequence = (), seed: int = 0, device: str = "auto",
+              resize: bool = False, **trainer_kwargs: Any) -> Any:
     """Two-phase transfer training as one call; returns one History with a ``phase`` column.
 
     Phase 1 (``"frozen"``): every hidden block is frozen and the head trains for
@@ -558,7 +559,9 @@ def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epoc
         task: the task; default: the model's ``trainwell_config["task"]``, else multiclass.
         batch_size: mini-batch size (default 32, as Keras).
         callbacks: callbacks given to the trainer of each phase.
-        seed: random seed of both phases (default 0).
+        unfrozen_callbacks: callbacks of phase 2 only, e.g. ``EarlyStopping`` (stopping the
+            short frozen phase early would skip fine-tuning altogether).
+        seed: random seed of phase 1; phase 2 uses ``seed + 1`` (new batch order).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` …
         resize: resize images of another size to the network's input size (default off:
             a size mismatch raises a DataError saying what the network expects).
@@ -578,4 +581,62 @@ def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epoc
         model, x, y, frozen_epochs=frozen_epochs, epochs=epochs, lr=lr, lr_factor=lr_factor,
         unfreeze=unfreeze, validation_data=validation_data, optimizer=optimizer,
         optimizer_params=optimizer_params, task=task, batch_size=batch_size,
-        callbacks=callbacks, seed=seed, device=device, resize=resize, **trainer_kwargs).history
+        callbacks=callbacks, unfrozen_callbacks=unfrozen_callbacks, seed=seed, device=device,
+        resize=resize, **trainer_kwargs).history
+
+
+# -- plots ---------------------------------------------------------------------------------------
+def plot_fine_tune(history: Any, path: str | os.PathLike, *, metric: str = "accuracy",
+                   baseline: Any = None, baseline_label: str = "from scratch",
+                   title: str = "Transfer learning: both phases") -> Path:
+    """Learning curves of a two-phase run with a vertical line where the layers were unfrozen.
+
+    Args:
+        history: the History (or list of rows) from :func:`fine_tune` (rows carry ``phase``).
+        path: the PNG to write.
+        metric: ``"accuracy"`` (default), ``"loss"`` or another logged metric; train and
+            validation values are drawn when present.
+        baseline: another history drawn dashed for comparison (e.g. the same task from
+            scratch), labelled ``baseline_label``.
+        title: the figure title.
+
+    Example:
+        >>> plot_fine_tune(history, "runs/x/plots/transfer_phases.png")   # doctest: +SKIP
+    """
+    from trainwell.report.plots import new_figure, save_figure
+
+    rows = _history_rows(history)
+    fig, axes = new_figure(10.0, 4.0)
+    fig.delaxes(axes)
+    for i, key in enumerate(("loss", metric) if metric != "loss" else ("loss",), start=1):
+        ax = fig.add_subplot(1, 2 if metric != "loss" else 1, i)
+        for prefix, style in (("", "-"), ("val_", "-")):
+            xs = [r["epoch"] for r in rows if _finite(r.get(prefix + key))]
+            ys = [r[prefix + key] for r in rows if _finite(r.get(prefix + key))]
+            if xs:
+                ax.plot(xs, ys, style, marker="o", markersize=3,
+                        label=("validation " if prefix else "train ") + key)
+        if baseline is not None:
+            base = _history_rows(baseline)
+            for prefix in ("", "val_"):
+                pts = [(r.get("epoch", j + 1), r[prefix + key]) for j, r in enumerate(base)
+                       if _finite(r.get(prefix + key))]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), "--", alpha=0.7,
+                            label=f"{baseline_label}: {'validation ' if prefix else 'train '}{key}")
+        switch = [r["epoch"] for r in rows if r.get("phase") == "unfrozen"]
+        if switch and any(r.get("phase") == "frozen" for r in rows):
+            at = switch[0] - 0.5
+            ax.axvline(at, color="black", linestyle=":", linewidth=1.2)
+            ax.text(at, 1.0, "  unfrozen, lr × factor", transform=ax.get_xaxis_transform(),
+                    va="top", ha="left", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

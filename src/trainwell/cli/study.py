@@ -1,0 +1,110 @@
+"""``trainwell study transfer|pretrain``: the seeds' experiments over several seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register", "study_app"]
+
+study_app = typer.Typer(
+    help="Reproduce the seeds' experiments over several seeds: a table per seed with mean and "
+         "standard deviation, a plot, and a run directory with report.html.",
+    no_args_is_help=True)
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    return None if quiet else Console()
+
+
+@study_app.command("transfer")
+def transfer_study(
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
+    data: Path = typer.Option(None, "--data", metavar="DIR",
+                              help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="A small synthetic dataset and network: seconds."),
+    epochs_a: int = typer.Option(None, "--epochs-a", help="Epochs of model A (default 20)."),
+    epochs_b: int = typer.Option(None, "--epochs-b",
+                                 help="Epochs of model B, both phases for B on A (default 20)."),
+    frozen_epochs: int = typer.Option(None, "--frozen-epochs",
+                                      help="Epochs with the reused layers frozen (default 4)."),
+    lr_factor: float = typer.Option(None, "--lr-factor",
+                                    help="Phase-2 lr factor (default 0.1: 1e-3 → 1e-4)."),
+    vary_subset: bool = typer.Option(False, "--vary-subset",
+                                     help="A seeded random choice of the 200 task-B images per "
+                                          "seed instead of the book's first 200."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Task A (8 Fashion-MNIST classes) → task B (shirts vs sandals, 200 images).
+
+    For each seed: model A, model B from scratch, model B on A (frozen 4 epochs at 1e-3, then
+    unfrozen 16 epochs at 1e-4), as set up in the seeds; prints the test accuracies per seed,
+    their mean and standard deviation, and writes a run directory with a bar plot.
+
+    Examples:
+
+        trainwell study transfer --seeds 0,1,2
+
+        trainwell study transfer --quick --out /tmp/runs
+    """
+    from trainwell.experiments.transfer_study import (
+        TransferStudyConfig,
+        _config_with,
+        run_transfer_study,
+    )
+
+    base = TransferStudyConfig.quick() if quick else TransferStudyConfig()
+    config = _config_with(base, epochs_a=epochs_a, epochs_b=epochs_b,
+                          frozen_epochs=frozen_epochs, lr_factor=lr_factor, device=device,
+                          vary_b_subset=vary_subset or None)
+    run_transfer_study(seeds, config=config, data_dir=data, out=out, quick=quick, quiet=quiet,
+                       console=_console(quiet))
+
+
+@study_app.command("pretrain")
+def pretrain_study(
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
+    data: Path = typer.Option(None, "--data", metavar="DIR",
+                              help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="A small synthetic dataset and network: seconds."),
+    labels: int = typer.Option(None, "--labels", help="Labelled training images (default 500)."),
+    epochs_per_layer: int = typer.Option(None, "--epochs-per-layer",
+                                         help="Autoencoder epochs per hidden layer (default 5)."),
+    epochs: int = typer.Option(None, "--epochs", help="Supervised epochs of both arms (20)."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Few labels: from scratch vs greedy layer-wise unsupervised pretraining.
+
+    Each hidden layer is first trained as a shallow autoencoder on all the (unlabeled)
+    training images, then the network is trained on the few labelled images; the other arm
+    starts from the same weights without pretraining.
+
+    Examples:
+
+        trainwell study pretrain --labels 500 --seeds 0,1,2
+
+        trainwell study pretrain --quick
+    """
+    from dataclasses import replace
+
+    from trainwell.experiments.pretrain_study import PretrainStudyConfig, run_pretrain_study
+
+    base = PretrainStudyConfig.quick() if quick else PretrainStudyConfig()
+    changes = {k: v for k, v in dict(n_labels=labels, epochs_per_layer=epochs_per_layer,
+                                     epochs=epochs, device=device).items() if v is not None}
+    run_pretrain_study(seeds, config=replace(base, **changes), data_dir=data, out=out,
+                       quick=quick, quiet=quiet, console=_console(quiet))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``study`` command group to the ``trainwell`` app."""
+    app.add_typer(study_app, name="study")

@@ -1,0 +1,227 @@
+"""``trainwell transfer SOURCE_RUN RECIPE``: reuse a trained run's layers for a new task.
+
+The glue between a run directory, a recipe and :mod:`trainwell.transfer`: loads the source
+network, the recipe's data, puts a new output layer on a clone of the source's lower layers,
+trains in two phases (frozen, then unfrozen with a reduced learning rate) and writes a normal
+run directory whose plots show both phases.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["register", "transfer_run", "parse_unfreeze"]
+
+
+def parse_unfreeze(value: str | int) -> int | str:
+    """``"all"`` or a non-negative integer (the number of top hidden layers to unfreeze)."""
+    from trainwell.errors import ConfigError
+
+    text = str(value).strip().lower()
+    if text == "all":
+        return "all"
+    if text.isdigit():
+        return int(text)
+    raise ConfigError("--unfreeze", value, 'a number of top hidden layers (e.g. 1, 2) or "all"')
+
+
+def _binary_from_two_classes(splits: Any) -> Any:
+    """Two-class multiclass splits as a binary task (label 1 = the second class)."""
+    import torch
+
+    parts = {f"y_{p}": (getattr(splits, f"y_{p}") == 1).to(torch.float32)
+             for p in ("train", "val", "test")}
+    return replace(splits, task="binary", n_outputs=1, **parts)
+
+
+def _resized(splits: Any, model: Any, resize: bool) -> Any:
+    from trainwell.transfer import check_input_shape, expected_input_shape
+
+    parts = {}
+    for p in ("train", "val", "test"):
+        x = getattr(splits, f"x_{p}")
+        if x is not None and len(x):
+            parts[f"x_{p}"] = check_input_shape(model, x, resize=resize,
+                                                where=f"{splits.name} {p} data")
+    if not parts or all(parts[k] is getattr(splits, k) for k in parts):
+        return splits
+    return replace(splits, input_shape=tuple(expected_input_shape(model)), **parts)
+
+
+def _source(source_run: str | os.PathLike) -> tuple[Any, str]:
+    import warnings
+
+    from trainwell.nn import SelfNormalizationWarning
+    from trainwell.transfer import load_source_model
+
+    path = Path(source_run)
+    with warnings.catch_warnings():
+        # Rebuilding a saved network repeats its construction warnings: not news here.
+        warnings.simplefilter("ignore", SelfNormalizationWarning)
+        if (path / "recipe.toml").is_file():
+            from trainwell.run import load_run
+
+            run = load_run(path)
+            return run.model, run.recipe.name
+        return load_source_model(path), path.name
+
+
+def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | None = None,
+                 frozen_epochs: int = 4, unfreeze: int | str = "all", lr_factor: float = 0.1,
+                 resize: bool = False, out: str | os.PathLike = "runs", quiet: bool = False,
+                 console: Any = None) -> tuple[Path, dict[str, Any]]:
+    """Train ``recipe``'s task on top of ``source_run``'s network; return (run dir, summary).
+
+    ``recipe.train.epochs`` is the total of both phases; phase 1 trains at
+    ``recipe.optimizer.lr`` with the reused layers frozen, phase 2 at ``lr × lr_factor``.
+    """
+    import torch
+
+    from trainwell.compose import load_splits, resolved_task, trainer_kwargs
+    from trainwell.nn import model_summary
+    from trainwell.run import (
+        add_summary_section,
+        new_run_dir,
+        save_run_artifacts,
+        write_report,
+    )
+    from trainwell.train import EarlyStopping, HistoryLogger, NanGuard, ProgressCallback
+    from trainwell.transfer import fine_tune_trainers, plot_fine_tune, reuse_layers
+
+    source, source_name = _source(source_run)
+    splits = load_splits(recipe, progress=not quiet)
+    task = resolved_task(recipe, splits)
+    if task == "binary" and splits.task == "multiclass" and splits.n_outputs == 2:
+        splits = _binary_from_two_classes(splits)
+    splits = _resized(splits, source, resize)
+    n_outputs = 1 if task in ("binary", "regression") and splits.n_outputs <= 2 \
+        else int(splits.n_outputs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.train.seed)       # the new head's initialization
+        model = reuse_layers(source, n_outputs=n_outputs, task=task, reuse=reuse)
+    run_dir = new_run_dir(out, f"{recipe.name}-on-{source_name}")
+    if console is not None:
+        console.print(f"[bold]{recipe.name}[/bold] on the layers of {source_run} → {run_dir}")
+        console.print(str(model_summary(model, splits.input_shape)), markup=False,
+                      highlight=False)
+    kwargs = trainer_kwargs(recipe, splits)
+    for key in ("task", "optimizer", "lr", "optimizer_params", "device", "seed"):
+        kwargs.pop(key, None)
+    o, t = recipe.optimizer, recipe.train
+    has_val = splits.x_val is not None and len(splits.x_val) > 0
+    result = fine_tune_trainers(
+        model, splits.x_train, splits.y_train, frozen_epochs=frozen_epochs, epochs=t.epochs,
+        lr=o.lr, lr_factor=lr_factor, unfreeze=unfreeze,
+        validation_data=(splits.x_val, splits.y_val) if has_val else None, optimizer=o.name,
+        optimizer_params=dict(momentum=o.momentum, beta_1=o.beta_1, beta_2=o.beta_2, rho=o.rho,
+                              epsilon=o.epsilon, weight_decay=o.weight_decay),
+        task=task, batch_size=t.batch_size, callbacks=[ProgressCallback(quiet=quiet), NanGuard()],
+        unfrozen_callbacks=[EarlyStopping(monitor=t.monitor, patience=t.patience,
+                                          min_delta=t.min_delta, restore_best=t.restore_best)]
+        if t.early_stopping and has_val else [],
+        seed=t.seed, device=t.device, **kwargs)
+    history = result.history
+    trainer = result.trainers[-1]
+    trainer.history = history                  # both phases in history.*, summary and report
+    trainer.step = sum(tr.step for tr in result.trainers)
+    HistoryLogger(run_dir / "history.csv", run_dir / "history.json").write(history)
+    info = {"source_run": str(source_run), "reused": model.trainwell_transfer["reused"],
+            "frozen_epochs": frozen_epochs, "epochs": t.epochs, "unfreeze": unfreeze,
+            "lr": o.lr, "lr_factor": lr_factor, "phase2_lr": o.lr * lr_factor,
+            "resized": resize, "phase_switch_epoch": result.phase_switch_epoch}
+    summary = save_run_artifacts(run_dir, recipe=recipe, trainer=trainer, model=model,
+                                 splits=splits, extra_summary={"transfer": info}, report=False)
+    plot_fine_tune(history, run_dir / "plots" / "transfer_phases.png",
+                   title=f"{recipe.name} on {source_name}: frozen → unfrozen")
+    add_summary_section(run_dir, "Transfer learning", [
+        ["setting", "value"],
+        ["source run", str(source_run)],
+        ["reused layers", ", ".join(info["reused"])],
+        ["phase 1 (frozen)", f"{frozen_epochs} epochs at lr {o.lr:g}, only the new output "
+                             "layer trains"],
+        ["phase 2 (unfrozen)", f"{t.epochs - frozen_epochs} epochs at lr {o.lr * lr_factor:g}, "
+                               f"unfrozen: {unfreeze}"],
+        ["inputs resized", "yes" if resize else "no"],
+    ], text="The vertical line in transfer_phases.png marks the epoch where the reused layers "
+            "were unfrozen and the learning rate reduced.")
+    write_report(run_dir)
+    from trainwell.run import read_summary
+
+    return run_dir, read_summary(run_dir) or summary
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``transfer`` to the ``trainwell`` app."""
+
+    @app.command("transfer")
+    def transfer(
+        source_run: Path = typer.Argument(..., metavar="SOURCE_RUN",
+                                          help="A run directory (or saved model folder) whose "
+                                               "network is reused."),
+        recipe: str = typer.Argument(..., metavar="RECIPE",
+                                     help="The new task's recipe: a .toml file or a built-in "
+                                          "name (its [data], [optimizer] and [train] are used; "
+                                          "train.epochs = both phases)."),
+        reuse: int = typer.Option(None, "--reuse", metavar="K",
+                                  help="Reuse the first K hidden layers (default: all)."),
+        frozen_epochs: int = typer.Option(4, "--frozen-epochs", metavar="N",
+                                          help="Epochs with the reused layers frozen."),
+        unfreeze: str = typer.Option("all", "--unfreeze", metavar="TOP_K|all",
+                                     help="Hidden layers to unfreeze after phase 1, counted "
+                                          "from the top, or all."),
+        lr_factor: float = typer.Option(0.1, "--lr-factor", metavar="F",
+                                        help="Phase-2 learning rate = recipe lr × F."),
+        resize: bool = typer.Option(False, "--resize",
+                                    help="Resize images to the source network's input size."),
+        set_: list[str] = typer.Option([], "--set", "-s", metavar="SECTION.FIELD=VALUE",
+                                       help="Override a recipe field (repeatable)."),
+        out: Path = typer.Option(Path("runs"), "--out", "-o",
+                                 help="Folder holding the run directories."),
+        seed: int = typer.Option(None, "--seed", help="Random seed (overrides train.seed)."),
+        device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    ) -> None:
+        """Reuse a trained network for a new task: new output layer, frozen then fine-tuned.
+
+        Phase 1 freezes the reused layers and trains the new output layer for
+        --frozen-epochs at the recipe's learning rate; phase 2 unfreezes the top layers
+        (--unfreeze) and trains the remaining epochs at lr × --lr-factor. The source run is
+        never modified. Writes a run directory like `trainwell fit` (plots/transfer_phases.png
+        shows both phases).
+
+        Examples:
+
+            trainwell fit transfer_fashion_a
+
+            trainwell transfer runs/20260101-120000-transfer_fashion_a transfer_fashion_b
+
+            trainwell transfer RUN my_task.toml --reuse 3 --unfreeze 1 --lr-factor 0.05
+        """
+        from rich.console import Console
+
+        from trainwell.cli.fit import results_table
+        from trainwell.recipe import apply_overrides, resolve
+
+        overrides = list(set_)
+        if seed is not None:
+            overrides.append(f"train.seed={seed}")
+        if device is not None:
+            overrides.append(f'train.device="{device}"')
+        base = resolve(recipe)
+        r = apply_overrides(base, overrides) if overrides else base
+        console = None if quiet else Console()
+        run_dir, summary = transfer_run(source_run, r, reuse=reuse, frozen_epochs=frozen_epochs,
+                                        unfreeze=parse_unfreeze(unfreeze), lr_factor=lr_factor,
+                                        resize=resize, out=out, quiet=quiet, console=console)
+        if console is not None:
+            console.print(results_table(summary))
+            console.print(f"run directory: {run_dir}")
+            console.print(f"report: {run_dir / 'report.html'}")
+        if summary.get("status") == "diverged":
+            typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
+            raise typer.Exit(1)
