@@ -4,8 +4,85 @@ Every practice of "Training Deep Neural Networks" — initialization, nonsaturat
 batch norm, gradient clipping, transfer learning, fast optimizers, learning-rate schedules,
 l1/l2, dropout, MC dropout, max-norm, early stopping, tuning — on PyTorch, with a diagnosis of
 gradient health and side-by-side reports.
+
+Example:
+    >>> from trainwell import build_model, Trainer, load_dataset
+    >>> splits = load_dataset("fashion_mnist")                        # doctest: +SKIP
+    >>> model = build_model(input_shape=splits.input_shape, n_outputs=10,
+    ...                     hidden=[300, 100], activation="elu")     # doctest: +SKIP
+    >>> Trainer(model, optimizer="nadam", lr=1e-3).fit(
+    ...     splits.x_train, splits.y_train, epochs=5,
+    ...     validation_data=(splits.x_val, splits.y_val))          # doctest: +SKIP
+
+The public names below are imported on first use, so ``import trainwell`` stays quick.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "TrainwellError": "trainwell.errors",
+    "ConfigError": "trainwell.errors",
+    "DataError": "trainwell.errors",
+    "CheckpointError": "trainwell.errors",
+    # networks
+    "build_model": "trainwell.nn",
+    "model_summary": "trainwell.nn",
+    "save_model": "trainwell.nn",
+    "load_model": "trainwell.nn",
+    "load_weights": "trainwell.nn",
+    "clone_model": "trainwell.nn",
+    "mc_dropout_mode": "trainwell.nn",
+    "apply_max_norm": "trainwell.nn",
+    "fold_batch_norm": "trainwell.nn",
+    "ACTIVATIONS": "trainwell.nn",
+    "INITIALIZERS": "trainwell.nn",
+    # optimization
+    "OPTIMIZERS": "trainwell.optim",
+    "SCHEDULES": "trainwell.optim",
+    "make_optimizer": "trainwell.optim",
+    "make_schedule": "trainwell.optim",
+    "schedule_curve": "trainwell.optim",
+    "plot_schedule": "trainwell.optim",
+    "clip_gradients": "trainwell.optim",
+    "kernel_penalty": "trainwell.optim",
+    # data
+    "DATASETS": "trainwell.data",
+    "load_dataset": "trainwell.data",
+    "transfer_split": "trainwell.data",
+    "Splits": "trainwell.data",
+    # tasks and training
+    "TASKS": "trainwell.tasks",
+    "get_task": "trainwell.tasks",
+    "Trainer": "trainwell.train",
+    "Callback": "trainwell.train",
+    "EarlyStopping": "trainwell.train",
+    "ModelCheckpoint": "trainwell.train",
+    "History": "trainwell.train",
+    # recipes and runs
+    "Recipe": "trainwell.recipe",
+    "load_recipe": "trainwell.recipe",
+    "fit_recipe": "trainwell.run",
+    "load_run": "trainwell.run",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainwell' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
