@@ -12,8 +12,11 @@ import torch
 WORKER = Path(__file__).with_name("resume_worker.py")
 OPTIMIZERS = {"sgd": 0.2, "momentum": 0.05, "adam": 0.01, "nadam": 0.01}
 SCHEDULES = ("exponential", "performance", "onecycle")
-CONFIGS = {f"{o}-{s}": {"optimizer": o, "lr": lr, "schedule": s}
-           for o, lr in OPTIMIZERS.items() for s in SCHEDULES}
+# Every optimizer and every schedule appears (6 pairs instead of the 12 of the full grid).
+PAIRS = [("sgd", "exponential"), ("sgd", "onecycle"), ("momentum", "performance"),
+         ("adam", "onecycle"), ("adam", "performance"), ("nadam", "exponential")]
+CONFIGS = {f"{o}-{s}": {"optimizer": o, "lr": OPTIMIZERS[o], "schedule": s} for o, s in PAIRS}
+assert {o for o, _ in PAIRS} == set(OPTIMIZERS) and {s for _, s in PAIRS} == set(SCHEDULES)
 HALTS = ("mid_epoch", "last_batch", "epoch_end")
 
 
@@ -50,6 +53,7 @@ def test_resumed_run_equals_uninterrupted_run(runs, cfg, halt):
     assert halted["calls"] + resumed["calls"] == full["calls"] == full["step"]
 
 
-def test_early_stopping_took_effect_in_some_config(runs):
-    statuses = {torch.load(runs / c / "full.pt", weights_only=True)["status"] for c in CONFIGS}
-    assert statuses <= {"completed", "stopped"}
+def test_early_stopping_stopped_some_runs_before_the_last_epoch(runs):
+    fulls = [torch.load(runs / c / "full.pt", weights_only=True) for c in CONFIGS]
+    assert {f["status"] for f in fulls} <= {"completed", "stopped"}
+    assert any(len(f["history"]) < 5 for f in fulls)  # so resume across a stop is covered

@@ -114,14 +114,24 @@ def test_bad_fit_arguments(blobs, mlp):
         t.fit(x, y, batch_size=0)
 
 
-def test_compile_falls_back_to_eager_or_trains(blobs, mlp):
+def test_compile_uses_the_compiled_step_and_falls_back_to_eager_once(blobs, mlp, monkeypatch):
     x, y, _, _ = blobs
+    calls = {"compiled": 0}
+
+    def fake_compile(fn, **kw):
+        def run(*a):
+            calls["compiled"] += 1
+            if calls["compiled"] == 3:
+                raise RuntimeError("backend exploded")
+            return fn(*a)
+        return run
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
     t = Trainer(mlp(), optimizer="adam", lr=0.02, compile=True)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        h = t.fit(x[:64], y[:64], epochs=2, batch_size=32)
-    assert len(h) == 2 and all(math.isfinite(v) for v in h["loss"])
+    with pytest.warns(RuntimeWarning, match="eager") as rec:
+        h = t.fit(x[:64], y[:64], epochs=2, batch_size=16)  # 8 steps
+    assert len(rec) == 1 and calls["compiled"] == 3  # 2 compiled steps, then eager
+    assert len(h) == 2 and t.step == 8 and all(math.isfinite(v) for v in h["loss"])
 
 
 def test_fit_again_continues_for_more_epochs(blobs, mlp):
