@@ -162,3 +162,18 @@ def test_study_transfer_quick_prints_the_table(tmp_path):
 def test_study_rejects_bad_seeds():
     result = CliRunner().invoke(app, ["study", "pretrain", "--quick", "--seeds", "a,b"])
     assert result.exit_code == 2 and result.output.startswith("error: --seeds")
+
+
+def test_pretrain_command_pretrains_then_fits_on_few_labels(setup, tmp_path):
+    d, _ = setup
+    result = CliRunner().invoke(app, ["pretrain", str(d / "a.toml"), "--set",
+                                      "data.train_limit=40", "--epochs-per-layer", "2",
+                                      "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["dataset"]["n_train"] == 40
+    (section,) = [s for s in summary["sections"] if s["title"] == "Greedy layer-wise pretraining"]
+    assert [row[0] for row in section["table"][1:]] == ["hidden1", "hidden2"]
+    assert "120 unlabeled inputs" in section["text"]     # all training inputs, labels ignored
+    assert (run / "report.html").is_file()

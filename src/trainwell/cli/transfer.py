@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["register", "transfer_run", "parse_unfreeze"]
+__all__ = ["register", "transfer_run", "pretrain_run", "parse_unfreeze"]
 
 
 def parse_unfreeze(value: str | int) -> int | str:
@@ -155,8 +155,100 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     return run_dir, read_summary(run_dir) or summary
 
 
+def pretrain_run(recipe: Any, *, epochs_per_layer: int = 5, optimizer: str = "adam",
+                 lr: float = 1e-3, batch_size: int = 128, out: str | os.PathLike = "runs",
+                 quiet: bool = False, console: Any = None) -> Any:
+    """Greedy layer-wise pretraining on all training inputs, then ``fit_recipe`` on the labels.
+
+    The unlabeled data are every training input of ``[data]`` (``train_limit`` ignored); the
+    supervised phase uses ``[data]`` as written, so ``train_limit`` sets how few labels there
+    are. Returns the :class:`~trainwell.run.RunResult`.
+    """
+    from trainwell.compose import build_model_from_recipe, load_splits
+    from trainwell.pretrain import greedy_pretrain
+    from trainwell.run import add_summary_section, fit_recipe, write_report
+
+    labelled = load_splits(recipe, progress=not quiet)
+    if recipe.data.train_limit:
+        everything = recipe.model_copy(update={"data": recipe.data.model_copy(
+            update={"train_limit": 0})})
+        unlabeled = load_splits(everything, progress=False).x_train
+    else:
+        unlabeled = labelled.x_train
+    model = build_model_from_recipe(recipe, labelled)
+    if console is not None:
+        console.print(f"greedy layer-wise pretraining on {len(unlabeled)} unlabeled inputs, "
+                      f"{epochs_per_layer} epochs per layer")
+    result = greedy_pretrain(model, unlabeled, epochs_per_layer, batch_size=batch_size,
+                             optimizer=optimizer, lr=lr, seed=recipe.train.seed,
+                             device=recipe.train.device)
+    if console is not None:
+        for r in result.layers:
+            console.print(f"  {r.name}: reconstruction MSE {r.initial_mse:.4g} → "
+                          f"{r.final_mse:.4g}")
+    run = fit_recipe(recipe, out=out, quiet=quiet, model=result.model, splits=labelled,
+                     run_name=f"{recipe.name}-pretrained", console=console)
+    add_summary_section(run.run_dir, "Greedy layer-wise pretraining", [
+        ["layer", "autoencoder", "MSE before", "MSE after"], *result.table()],
+        text=f"Each hidden layer was first trained as a shallow autoencoder (layer → linear "
+             f"decoder, reconstruction MSE) on the codes of the layer below, on "
+             f"{len(unlabeled)} unlabeled inputs, {epochs_per_layer} epochs per layer "
+             f"({optimizer}, lr {lr:g}); then the whole network trained on "
+             f"{len(labelled.y_train)} labelled inputs.")
+    write_report(run.run_dir)
+    return run
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``transfer`` to the ``trainwell`` app."""
+    """Add ``transfer`` and ``pretrain`` to the ``trainwell`` app."""
+
+    @app.command("pretrain")
+    def pretrain(
+        recipe: str = typer.Argument(..., metavar="RECIPE",
+                                     help="A recipe file or built-in name; data.train_limit "
+                                          "sets how many training images keep their labels."),
+        epochs_per_layer: int = typer.Option(5, "--epochs-per-layer",
+                                             help="Autoencoder epochs per hidden layer."),
+        pretrain_lr: float = typer.Option(1e-3, "--pretrain-lr",
+                                          help="Learning rate of the autoencoders (Adam)."),
+        set_: list[str] = typer.Option([], "--set", "-s", metavar="SECTION.FIELD=VALUE",
+                                       help="Override a recipe field (repeatable)."),
+        out: Path = typer.Option(Path("runs"), "--out", "-o",
+                                 help="Folder holding the run directories."),
+        seed: int = typer.Option(None, "--seed", help="Random seed (overrides train.seed)."),
+        device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    ) -> None:
+        """Greedy layer-wise unsupervised pretraining, then supervised training of RECIPE.
+
+        Every training input serves as unlabeled data for the autoencoders; the supervised
+        phase uses only the first data.train_limit labelled images (all when 0). Writes a
+        run directory like `trainwell fit`, with the reconstruction errors in the report.
+
+        Examples:
+
+            trainwell pretrain default --set data.train_limit=500
+
+            trainwell pretrain my.toml --epochs-per-layer 10
+        """
+        from rich.console import Console
+
+        from trainwell.cli.fit import results_table
+        from trainwell.recipe import apply_overrides, resolve
+
+        overrides = list(set_)
+        if seed is not None:
+            overrides.append(f"train.seed={seed}")
+        if device is not None:
+            overrides.append(f'train.device="{device}"')
+        base = resolve(recipe)
+        r = apply_overrides(base, overrides) if overrides else base
+        console = None if quiet else Console()
+        run = pretrain_run(r, epochs_per_layer=epochs_per_layer, lr=pretrain_lr, out=out,
+                           quiet=quiet, console=console)
+        if console is not None:
+            console.print(results_table(run.summary))
+            console.print(f"run directory: {run.run_dir}")
 
     @app.command("transfer")
     def transfer(

@@ -229,11 +229,12 @@ def _build(splits: Any, config: TransferStudyConfig, n_outputs: int, task: str, 
 
 
 def _fit(model: Any, splits: Any, task: str, epochs: int, config: TransferStudyConfig,
-         seed: int) -> Any:
-    from trainwell.train import Trainer
+         seed: int, progress: bool = False) -> Any:
+    from trainwell.train import ProgressCallback, Trainer
 
     trainer = Trainer(model, task=task, optimizer=config.optimizer, lr=config.lr, seed=seed,
-                      device=config.device)
+                      device=config.device,
+                      callbacks=[ProgressCallback()] if progress else [])
     trainer.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=config.batch_size,
                 validation_data=(splits.x_val, splits.y_val))
     return trainer.history
@@ -304,7 +305,9 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
                                  seed=seed if config.vary_b_subset else 0)
         t0 = time.perf_counter()
         model_a = _build(split_a, config, 8, "multiclass", seed)
-        hist_a = _fit(model_a, split_a, "multiclass", config.epochs_a, config, seed)
+        # Model A is the long part (minutes on a CPU): show its progress.
+        hist_a = _fit(model_a, split_a, "multiclass", config.epochs_a, config, seed,
+                      progress=console is not None)
         acc_a = _accuracy(model_a, split_a.x_test, split_a.y_test, "multiclass")
         _say(console, f"seed {seed}: task A test accuracy {_pct(acc_a)} "
                       f"({time.perf_counter() - t0:.0f} s)")
