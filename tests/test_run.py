@@ -56,9 +56,16 @@ def test_new_run_dir_never_reuses_a_folder(tmp_path, monkeypatch):
     assert (tmp_path / "20250101-000000-x" / "keep.txt").read_text() == "mine"
 
 
-def test_fit_recipe_summary_metrics_are_the_models_own(tmp_path):
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One completed run shared by the read-only tests below."""
+    tmp_path = tmp_path_factory.mktemp("finished")
     _, recipe = _tiny(tmp_path)
-    res = fit_recipe(recipe, out=tmp_path / "runs", quiet=True)
+    return tmp_path, recipe, fit_recipe(recipe, out=tmp_path / "runs", quiet=True)
+
+
+def test_fit_recipe_summary_metrics_are_the_models_own(finished):
+    tmp_path, _, res = finished
     s = res.summary
     assert s["status"] == "completed"
     # oracle: accuracy of the saved model on the test split, computed directly
@@ -115,16 +122,21 @@ def test_interrupt_raises_by_default_after_saving(tmp_path):
     assert read_summary(run)["status"] == "interrupted"
 
 
-def test_resume_refuses_a_different_recipe_unless_forced(tmp_path):
-    _, recipe = _tiny(tmp_path)
-    res = fit_recipe(recipe, out=tmp_path / "r", quiet=True)
+def test_resume_refuses_a_different_recipe_listing_the_fields(finished):
+    _, recipe, res = finished
     changed = apply_overrides(recipe, ["optimizer.lr=0.2", "model.hidden=[12]"])
     with pytest.raises(ConfigError) as info:
         fit_recipe(changed, quiet=True, resume=res.run_dir)
     assert "optimizer.lr" in str(info.value) and "model.hidden" not in str(info.value)
-    more = apply_overrides(recipe, ["train.epochs=6"])
+    assert not (res.run_dir / "recipe.before-resume.toml").exists()
+
+
+def test_forced_resume_continues_with_the_new_recipe(tmp_path):
+    _, recipe = _tiny(tmp_path, epochs=1)
+    res = fit_recipe(recipe, out=tmp_path / "r", quiet=True)
+    more = apply_overrides(recipe, ["train.epochs=2"])
     forced = fit_recipe(more, quiet=True, resume=res.run_dir, force=True)
-    assert forced.summary["epochs_run"] == 6
+    assert forced.summary["epochs_run"] == 2 and forced.run_dir == res.run_dir
     assert (res.run_dir / "recipe.before-resume.toml").is_file()
 
 
@@ -141,10 +153,8 @@ def test_divergence_is_reported_with_step_and_layer(tmp_path):
         assert torch.isfinite(p).all()
 
 
-def test_report_embeds_every_plot_and_every_section(tmp_path):
-    _, recipe = _tiny(tmp_path)
-    res = fit_recipe(recipe, out=tmp_path / "r", quiet=True)
-    run = res.run_dir
+def test_report_embeds_every_plot_and_every_section(finished):
+    run = finished[2].run_dir
     extra_png = run / "plots" / "feature_extra.png"
     extra_png.write_bytes((run / "plots" / "loss.png").read_bytes()[:-1] + b"\x00")
     add_summary_section(run, "Export", [["format", "size"], ["onnx", "1.1 MB"]], text="done")

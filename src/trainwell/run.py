@@ -257,6 +257,27 @@ def _dataset_info(splits: Any) -> dict[str, Any]:
             "class_names": getattr(splits, "class_names", None)}
 
 
+def _locate_divergence(model: Any, divergence: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Fill in the layer of a divergence the NaN guard caught without one (at an epoch end):
+    the first parameter whose last gradient is non-finite, else the largest gradient norm."""
+    if not divergence or divergence.get("layer"):
+        return divergence
+    import torch
+
+    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        return divergence
+    norms = torch.stack([g.detach().double().norm() for _, g in named]).tolist()  # host sync: once
+    bad = [i for i, v in enumerate(norms) if not math.isfinite(v)]
+    i = bad[0] if bad else max(range(len(norms)), key=norms.__getitem__)
+    out = dict(divergence, layer=named[i][0], grad_norm=norms[i])
+    msg = str(out.get("message") or "training diverged")
+    note = f"gradients exploded in {named[i][0]!r} (last gradient norm {norms[i]:.3g})"
+    out["message"] = msg.replace("; the last good", f"; {note}; the last good", 1) \
+        if "; the last good" in msg else f"{msg}; {note}"
+    return out
+
+
 def _status_message(status: str, divergence: dict[str, Any] | None) -> str:
     if status == "diverged" and divergence:
         return str(divergence.get("message") or
@@ -305,7 +326,7 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
     status = getattr(trainer, "status", "completed")
     if status in ("running", "new"):
         status = "completed"
-    divergence = getattr(trainer, "divergence", None)
+    divergence = _locate_divergence(model, getattr(trainer, "divergence", None))
     previous = read_summary(run)
     summary: dict[str, Any] = {
         "name": recipe.name,

@@ -66,9 +66,10 @@ def test_fit_writes_every_file_of_the_run_directory(trained_run):
     assert summary["parameters"]["total"] == 6 * 16 + 16 + 16 * 3 + 3
 
 
-def test_fit_prints_summary_table_and_run_dir(runner, tiny_dir, tmp_path):
+def test_fit_prints_summary_table_and_run_dir_and_diagnoses(runner, tiny_dir, tmp_path):
     result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--out", str(tmp_path),
-                                 "--set", "train.epochs=1", "--seed", "3"],
+                                 "--set", "train.epochs=1", "--seed", "3", "--diagnose",
+                                 "--set", "train.diagnose_every=2"],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     (run,) = list(tmp_path.iterdir())
@@ -76,7 +77,22 @@ def test_fit_prints_summary_table_and_run_dir(runner, tiny_dir, tmp_path):
     assert "Total params" in result.stdout  # model summary printed at the start
     assert "test" in result.stdout and "accuracy" in result.stdout
     saved = loads_recipe((run / "recipe.toml").read_text())
-    assert saved.train.seed == 3 and saved.train.epochs == 1
+    assert saved.train.seed == 3 and saved.train.epochs == 1 and saved.train.diagnose
+    # --diagnose: the gradient probe's plots and section reach the report
+    assert (run / "plots" / "gradient_norms.png").is_file()
+    assert (run / "diagnostics").is_dir()
+    assert "Gradient health" in (run / "report.html").read_text()
+
+
+def test_diverging_fit_exits_1_naming_step_and_layer(runner, tiny_dir, tmp_path):
+    result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--out", str(tmp_path),
+                                 "--quiet", "--set", "optimizer.name=sgd",
+                                 "--set", "optimizer.lr=1e30", "--set", "schedule.name=constant"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: training diverged at step")
+    assert "exploded in" in result.stderr
+    (run,) = list(tmp_path.iterdir())
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
 
 
 def test_fit_never_overwrites_an_existing_run(runner, tiny_dir, tmp_path):
