@@ -263,8 +263,9 @@ class ModelSection(_Section):
     leaky_slope: float = Field(0.01, ge=0, description="α of leaky_relu")
     task: str = _choice("auto", "`auto` takes the task of the dataset", registry="task",
                         static=("auto",))
-    loss: str = Field("auto", description=(
-        "`auto` = the task's loss (cross-entropy, BCE, MSE); `huber` for regression"))
+    loss: str = _choice("auto", "`auto` = the task's loss (multiclass: cross_entropy, binary/"
+                        "multilabel: bce, regression: mse); huber for regression with outliers",
+                        static=("auto", "cross_entropy", "bce", "mse", "huber"))
 
     @field_validator("hidden", mode="before")
     @classmethod
@@ -501,7 +502,6 @@ def accepted_values(path: str) -> str:
         "data.validation": "an integer count ≥ 0 or a fraction in (0, 1)",
         "data.classes": "a list of class indices or names",
         "model.hidden": "a list of integers ≥ 1, e.g. [300, 100]",
-        "model.loss": "auto, or a loss name of the task (e.g. huber for regression)",
         "train.device": "auto, cpu, cuda, cuda:N or mps",
         "schedule.boundaries": "a list of increasing epochs > 0",
         "schedule.values": "a list of rates > 0, one more than boundaries",
@@ -771,6 +771,10 @@ def _default_text(value: Any) -> str:
     return f"`{_toml_value(value)}`"
 
 
+def _cell(text: Any) -> str:
+    return str(text).replace("``", "`").replace("|", "\\|")
+
+
 def reference_markdown() -> str:
     """The recipe reference (docs/recipes.md): every field, its default and accepted values."""
     out = [
@@ -795,16 +799,17 @@ def reference_markdown() -> str:
     ]
     for key in ("name", "description"):
         info = Recipe.model_fields[key]
-        out.append(f"| `{key}` | {_default_text(info.default)} | {accepted_values(key)} | "
-                   f"{info.description} |")
+        out.append(f"| `{key}` | {_default_text(info.default)} | {_cell(accepted_values(key))} | "
+                   f"{_cell(info.description)} |")
     for sec, cls in SECTIONS.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        out += ["", f"## [{sec}]", "", doc.replace(f"``[{sec}]``: ", "").capitalize(), "",
+        doc = _cell(doc.replace(f"``[{sec}]``: ", ""))
+        out += ["", f"## [{sec}]", "", doc[:1].upper() + doc[1:], "",
                 "| field | default | accepted | meaning |", "|---|---|---|---|"]
         for key, info in cls.model_fields.items():
             default = info.default if info.default_factory is None else info.default_factory()
             out.append(f"| `{key}` | {_default_text(default)} | "
-                       f"{accepted_values(f'{sec}.{key}')} | {info.description or ''} |")
+                       f"{_cell(accepted_values(f'{sec}.{key}'))} | {_cell(info.description or '')} |")
         if sec == "schedule":
             out += ["", "Parameters by schedule (parameters of other schedules are ignored):", ""]
             for name, allowed in schedule_params().items():

@@ -77,11 +77,11 @@ class LoadedRun:
     names, data statistics).
     """
 
-    run_dir: Path
     recipe: Recipe
     model: Any
     splits_loader: Callable[[], Any]
     summary: dict[str, Any]
+    run_dir: Path | None = None
     model_info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -569,4 +569,4 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
         except DataError as exc:
             raise DataError(f"cannot reload the data of {run}: {exc}") from exc
 
-    return LoadedRun(run, recipe, model, splits_loader, read_summary(run), info)
+    return LoadedRun(recipe, model, splits_loader, read_summary(run), run, info)
