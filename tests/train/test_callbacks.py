@@ -220,3 +220,53 @@ def test_epoch_loss_is_nan_when_a_step_is_nan_without_a_guard(blobs, mlp):
     t = Trainer(mlp(), optimizer="sgd", lr=1e9)
     h = t.fit(x * 100, y, epochs=1, batch_size=16)
     assert not math.isfinite(h["loss"][0])
+
+
+def test_nan_guard_names_the_layer_whose_gradient_is_not_finite(blobs, mlp):
+    x, y, _, _ = blobs
+    model = mlp()
+    calls = {"n": 0}
+
+    def poison(g):  # from the 5th step on, only the output kernel's gradient overflows
+        calls["n"] += 1
+        return g * float("inf") if calls["n"] >= 5 else g
+
+    model[2].weight.register_hook(poison)
+    t = Trainer(model, callbacks=[NanGuard(check_every=1)])
+    before = {}
+
+    class Keep(Callback):
+        def on_batch_end(self, t, step):
+            if step == 3:
+                before.update({k: v.clone() for k, v in t.model.state_dict().items()})
+
+    t.callbacks = type(t.callbacks)([*t.callbacks, Keep()])
+    t.fit(x, y, epochs=2, batch_size=16)
+    assert t.status == "diverged" and t.divergence["layer"] == "2.weight"
+    assert t.divergence["step"] == 4  # the 5th step (0-based 4); its update was skipped
+    for k, v in t.model.state_dict().items():  # weights after the last good step
+        assert torch.equal(v, before[k])
+
+
+def test_early_stopping_without_validation_monitors_the_training_loss(blobs, mlp):
+    x, y, _, _ = blobs
+    es = EarlyStopping(patience=1)
+    with pytest.warns(RuntimeWarning, match="monitoring 'loss'"):
+        Trainer(mlp(), callbacks=[es]).fit(x, y, epochs=2)
+    assert es.best is not None and es.best_epoch >= 1
+
+
+def test_trainer_state_dict_round_trip_in_process(blobs, mlp):
+    x, y, xv, yv = blobs
+    a = Trainer(mlp(dropout=0.2), optimizer="adam", lr=0.01, callbacks=[EarlyStopping()])
+    a.fit(x, y, epochs=2, validation_data=(xv, yv))
+    state = a.state_dict()
+    a.fit(x, y, epochs=2, validation_data=(xv, yv))
+    b = Trainer(mlp(dropout=0.2, seed=99), optimizer="adam", lr=0.01, callbacks=[EarlyStopping()])
+    b.load_state_dict(state)
+    b.fit(x, y, epochs=4, validation_data=(xv, yv))  # after a load, epochs is the total
+    assert b.step == a.step and b.epoch == 4
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k])
+    strip = [{k: v for k, v in e.items() if k != "time"} for e in a.history]
+    assert strip == [{k: v for k, v in e.items() if k != "time"} for e in b.history]

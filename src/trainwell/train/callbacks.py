@@ -34,6 +34,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,7 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.stopped_epoch = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
+        self._warned = False
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -189,6 +191,11 @@ class EarlyStopping(Callback):
         key = self.monitor
         if key not in logs and key.startswith("val_") and key[4:] in logs:
             key = key[4:]  # no validation data: monitor the training metric
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"EarlyStopping monitors {self.monitor!r} but there is no "
+                              f"validation data; monitoring {key!r} instead", RuntimeWarning,
+                              stacklevel=2)
         value = logs.get(key)
         if value is None or not math.isfinite(value):
             return
@@ -270,12 +277,13 @@ class NanGuard(Callback):
             norms = torch.stack(torch._foreach_norm([g for _, g in present]))
         else:
             norms = torch.zeros(0, device=t.device)
-        loss_ok = torch.isfinite(t.last_loss) & torch.isfinite(norms).all()
-        if bool(loss_ok):  # host sync: once per check_every steps
-            self._prev_norms = norms.tolist()  # host sync: same check
+        values = torch.cat([t.last_loss.reshape(1).to(norms.dtype), norms]).tolist()
+        # host sync: the line above, once per check_every steps
+        if all(math.isfinite(v) for v in values):
+            self._prev_norms = values[1:]
             self._snapshot(t)
             return
-        self._diverged(t, step, [n for n, _ in present], norms.tolist())  # host sync: once
+        self._diverged(t, step, [n for n, _ in present], values[1:])
 
     def on_epoch_end(self, t, epoch, logs):
         if t.status != "diverged" and not math.isfinite(logs.get("loss", 0.0)):

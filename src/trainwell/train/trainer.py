@@ -203,10 +203,10 @@ class Trainer:
             from trainwell.data import validate_arrays
         except ImportError:  # the data layer is optional for the trainer
             validate_arrays = None
-        if validate_arrays is not None:
+        if validate_arrays is not None:  # also checks the features for NaN/Inf
             validate_arrays(x_in, y_in, task=self.task.name, n_outputs=n_outputs,
                             input_shape=tuple(x.shape[1:]), where=f"{field}.x")
-        if not bool(torch.isfinite(x).all()):  # host sync: once per fit, before training
+        elif not bool(torch.isfinite(x).all()):  # host sync: once per fit, before training
             raise DataError(f"{field}.x: contains NaN or Inf; clean or impute the features")
         y = self.task.prepare_targets(y).to(self.device)
         return x, y, n_outputs
@@ -425,8 +425,9 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, val, t0: float) -> None:
         cbs = self.callbacks
-        # host sync: the one read of the epoch's metrics.
-        sums = {k: float(v) for k, v in self._sums.items()}
+        # host sync: the one read of the epoch's metrics (all sums in one transfer).
+        sums = dict(zip(self._sums, torch.stack(list(self._sums.values())).tolist(),
+                        strict=True))
         n = max(self._seen, 1)
         logs: dict[str, Any] = {"epoch": epoch}
         logs.update({k: v / n for k, v in sums.items()})
@@ -463,7 +464,8 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v.to(torch.float64)
         self.model.train(was_training)
         n = x.shape[0]
-        return {k: float(v) / n for k, v in sums.items()}  # host sync: once per evaluation
+        values = torch.stack(list(sums.values())).tolist()  # host sync: once per evaluation
+        return {k: v / n for k, v in zip(sums, values, strict=True)}
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> dict[str, float]:
         """Mean loss and metrics on ``(x, y)`` in eval mode (dropout off, BN running stats)."""
