@@ -355,6 +355,7 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
     write_summary(run, summary)
     if report:
         write_report(run)
+        summary = read_summary(run)  # with the fit diagnosis the report added
     return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -64,6 +65,9 @@ def test_fit_writes_every_file_of_the_run_directory(trained_run):
     assert set(summary["versions"]) >= {"trainwell", "torch", "python"}
     assert summary["seed"] == 0 and summary["device"] == "cpu"
     assert summary["parameters"]["total"] == 6 * 16 + 16 + 16 * 3 + 3
+    assert summary["fit_note"]["verdict"] in ("overfitting", "still_improving", "underfitting",
+                                              "good_fit")
+    assert summary["fit_note"]["text"] in html.unescape((trained_run / "report.html").read_text())
 
 
 def test_fit_prints_summary_table_and_run_dir_and_diagnoses(runner, tiny_dir, tmp_path):
