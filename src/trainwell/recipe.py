@@ -64,6 +64,7 @@ __all__ = [
     "to_toml",
     "apply_overrides",
     "resolve",
+    "resolve_recipe",
     "builtin_recipes",
     "builtin_path",
     "recipe_diff",
@@ -750,6 +751,10 @@ def resolve(name_or_path: str | Path) -> Recipe:
     raise ConfigError("recipe", text,
                       "a path to a .toml file or a built-in recipe: "
                       + ", ".join(builtin_recipes()))
+
+
+#: ``resolve`` under a name that reads well at the package top level (``trainwell.resolve_recipe``).
+resolve_recipe = resolve
 
 
 def recipe_diff(a: Recipe, b: Recipe, *, ignore: Iterable[str] = ("description",)) -> list[str]:

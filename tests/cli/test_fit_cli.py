@@ -156,3 +156,19 @@ def test_missing_data_file_is_a_clean_error(runner, tmp_path):
     assert result.stderr.startswith("error: ")
     assert "missing.npz" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_interrupted_fit_exits_130_and_says_how_to_resume(runner, tiny_dir, tmp_path,
+                                                         monkeypatch):
+    import trainwell.run as run_mod
+
+    def fake_fit(recipe, **kwargs):
+        assert kwargs["interrupt"] == "return"  # the CLI wants the result, not the exception
+        return run_mod.RunResult(tmp_path / "r", None, None, None, [],
+                                 {"name": "tiny", "status": "interrupted",
+                                  "message": "interrupted", "metrics": {"final": {}}})
+
+    monkeypatch.setattr(run_mod, "fit_recipe", fake_fit)
+    result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--quiet"])
+    assert result.exit_code == 130
+    assert f"trainwell fit --resume {tmp_path / 'r'}" in result.stderr
