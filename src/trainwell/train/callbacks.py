@@ -231,7 +231,8 @@ class NanGuard(Callback):
     Every ``check_every`` steps (default 10) it computes the per-parameter gradient norms in
     one fused call and checks them and the epoch's running loss for NaN/Inf: one host sync
     per check, none in between. When they are finite it snapshots the weights (on the
-    device). When they are not, it restores the last good weights, sets ``t.stop_training``,
+    device). When they are not, the step's update is skipped; the current weights are kept
+    if they are finite and gave a finite loss, else the snapshot is restored; then it sets ``t.stop_training``,
     ``t.status = "diverged"`` and ``t.divergence = {"step", "epoch", "layer", "grad_norm",
     "message"}``. The layer is the first parameter whose gradient norm is non-finite, or, when
     every gradient is non-finite, the one with the largest norm at the previous check (where
@@ -283,13 +284,13 @@ class NanGuard(Callback):
             self._prev_norms = values[1:]
             self._snapshot(t)
             return
-        self._diverged(t, step, [n for n, _ in present], values[1:])
+        self._diverged(t, step, [n for n, _ in present], values[1:], math.isfinite(values[0]))
 
     def on_epoch_end(self, t, epoch, logs):
         if t.status != "diverged" and not math.isfinite(logs.get("loss", 0.0)):
             self._diverged(t, t.step - 1, [], [])
 
-    def _diverged(self, t, step, names, norms):
+    def _diverged(self, t, step, names, norms, loss_finite=False):
         layer, value = None, None
         bad = [(n, v) for n, v in zip(names, norms, strict=True) if not math.isfinite(v)]
         if bad and len(bad) < len(names):
@@ -302,7 +303,12 @@ class NanGuard(Callback):
         elif names:
             i = max(range(len(names)), key=lambda j: norms[j])
             layer, value = names[i], norms[i]
-        if self._good is not None:
+        # The bad update has not been applied: keep the current weights when they are still
+        # finite (the best "last good" state), else go back to the last checked snapshot.
+        finite = loss_finite and all(
+            bool(torch.isfinite(v).all())  # host sync: once, on divergence
+            for v in t.model.state_dict().values() if v.is_floating_point())
+        if not finite and self._good is not None:
             t.model.load_state_dict(self._good)
         msg = (f"training diverged at step {step} (epoch {t.epoch + 1}): the loss or the "
                f"gradients became NaN/Inf")

@@ -8,6 +8,7 @@ epoch (the one host sync, marked below).
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import threading
@@ -509,7 +510,8 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "model": {k: v.detach().clone() for k, v in _unwrap(self.model).state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            # A snapshot: torch's optimizer state_dict shares tensors updated in place.
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "callbacks": self.callbacks.state_dict(),
             "rng": get_rng_state(),
