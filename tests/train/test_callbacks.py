@@ -270,3 +270,15 @@ def test_trainer_state_dict_round_trip_in_process(blobs, mlp):
         assert torch.equal(v, b.model.state_dict()[k])
     strip = [{k: v for k, v in e.items() if k != "time"} for e in a.history]
     assert strip == [{k: v for k, v in e.items() if k != "time"} for e in b.history]
+
+
+def test_nan_guard_catches_a_divergence_between_checks_at_the_epoch_end(blobs, mlp, tmp_path):
+    x, y, _, _ = blobs
+    ck = ModelCheckpoint(tmp_path, every_epochs=1)
+    t = Trainer(mlp(), optimizer="sgd", lr=1e7,
+                callbacks=[NanGuard(check_every=1000), ck])
+    h = t.fit(x * 100, y, epochs=3, batch_size=16)
+    assert t.status == "diverged" and len(h) == 1 and not math.isfinite(h["loss"][0])
+    assert t.divergence["layer"] in {n for n, _ in t.model.named_parameters()}
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    assert not (tmp_path / "last.pt").exists()  # a diverged state is never checkpointed

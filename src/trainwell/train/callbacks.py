@@ -270,15 +270,18 @@ class NanGuard(Callback):
                 self._good[k].copy_(v)
 
     def on_after_backward(self, t, step):
-        if (step + 1) % self.check_every:
-            return
-        grads = [p.grad for p in self._params]
-        present = [(n, g) for n, g in zip(self._names, grads, strict=True) if g is not None]
+        if (step + 1) % self.check_every == 0:
+            self._check(t, step)
+
+    def _check(self, t, step) -> None:
+        present = [(n, p.grad) for n, p in zip(self._names, self._params, strict=True)
+                   if p.grad is not None]
         if present:
             norms = torch.stack(torch._foreach_norm([g for _, g in present]))
         else:
             norms = torch.zeros(0, device=t.device)
-        values = torch.cat([t.last_loss.reshape(1).to(norms.dtype), norms]).tolist()
+        loss = t.last_loss if t.last_loss is not None else torch.zeros(())
+        values = torch.cat([loss.reshape(1).to(norms), norms]).tolist()
         # host sync: the line above, once per check_every steps
         if all(math.isfinite(v) for v in values):
             self._prev_norms = values[1:]
@@ -287,8 +290,12 @@ class NanGuard(Callback):
         self._diverged(t, step, [n for n, _ in present], values[1:], math.isfinite(values[0]))
 
     def on_epoch_end(self, t, epoch, logs):
+        # Between two checks the epoch's loss can go non-finite: the gradients of the last
+        # step are still there, so the layer can be named as at a regular check.
         if t.status != "diverged" and not math.isfinite(logs.get("loss", 0.0)):
-            self._diverged(t, t.step - 1, [], [])
+            self._check(t, t.step - 1)
+            if t.status != "diverged":
+                self._diverged(t, t.step - 1, [], [])
 
     def _diverged(self, t, step, names, norms, loss_finite=False):
         layer, value = None, None
