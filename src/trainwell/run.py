@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trainwell.errors import CheckpointError, ConfigError, DataError
+from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellError
 from trainwell.recipe import Recipe, load_recipe, recipe_diff, save_recipe
 
 __all__ = [
@@ -464,6 +465,9 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     if quiet:
         console = None
     recipe = _absolute_data_path(recipe)
+    if splits is None:  # before the run directory exists: bad data leaves no empty run behind
+        from trainwell.compose import load_splits
+        splits = load_splits(recipe, progress=not quiet)
 
     if resume is not None:
         run_dir = resolve_run_dir(resume, field="--resume")
@@ -502,29 +506,39 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         cbs.append(probe)
     cbs.extend(callbacks)
 
-    splits, model, trainer = build_from_recipe(recipe, splits, model=model, callbacks=cbs,
-                                               progress=not quiet)
-    if console is not None:
-        from trainwell.nn import model_summary
-        console.print(f"[bold]{recipe.name}[/bold] → {run_dir}")
-        if recipe.description:
-            console.print(recipe.description)
-        console.print(str(model_summary(model, splits.input_shape)), markup=False,
-                      highlight=False)
-
-    has_val = getattr(splits, "x_val", None) is not None and len(splits.x_val) > 0
     previous = read_summary(run_dir)
     elapsed_before = float(previous.get("total_time") or 0.0) if resume is not None else 0.0
     started = time.perf_counter()
     interrupted = False
+    trainer = None
     try:
+        splits, model, trainer = build_from_recipe(recipe, splits, model=model, callbacks=cbs,
+                                                   progress=not quiet)
+        if console is not None:
+            from trainwell.nn import model_summary
+            console.print(f"[bold]{recipe.name}[/bold] → {run_dir}")
+            if recipe.description:
+                console.print(recipe.description)
+            console.print(str(model_summary(model, splits.input_shape)), markup=False,
+                          highlight=False)
+        has_val = getattr(splits, "x_val", None) is not None and len(splits.x_val) > 0
         trainer.fit(splits.x_train, splits.y_train, epochs=t.epochs, batch_size=t.batch_size,
                     validation_data=(splits.x_val, splits.y_val) if has_val else None,
                     shuffle=t.shuffle,
                     resume_from=(run_dir / "checkpoints") if resume is not None else None)
     except KeyboardInterrupt:
+        if trainer is None:  # nothing trained yet: nothing to keep
+            if resume is None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         interrupted = True
         trainer.status = "interrupted"
+    except TrainwellError:
+        # rejected before any step (bad value, data that does not fit the model): remove the
+        # folder this call created, which holds nothing but its recipe.toml
+        if resume is None and not (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     elapsed = time.perf_counter() - started + elapsed_before
 
     summary = save_run_artifacts(run_dir, recipe=recipe, trainer=trainer, model=model,

@@ -156,6 +156,7 @@ def test_missing_data_file_is_a_clean_error(runner, tmp_path):
     assert result.stderr.startswith("error: ")
     assert "missing.npz" in result.stderr
     assert "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())  # no half-made run directory
 
 
 def test_interrupted_fit_exits_130_and_says_how_to_resume(runner, tiny_dir, tmp_path,
