@@ -486,17 +486,25 @@ def _fmt_metric(mean: float, std: float | None, metric: str) -> str:
     return text + (f" ± {std:.4f}" if std is not None else "")
 
 
+def _metric_label(metric: str) -> str:
+    return metric.replace("val_", "val ").replace("accuracy", "acc")
+
+
 def table_cells(row: dict[str, Any]) -> dict[str, str]:
-    """The printable cells of one comparison row (shared by the console, CSV and HTML)."""
+    """The printable cells of one comparison row (shared by the console, CSV and HTML).
+
+    ``best <metric>`` is the mean ± sample standard deviation over the seeds of each run's
+    best epoch value; ``best epoch`` and ``epochs`` list one number per seed.
+    """
     metric = row["metric"]
     cells = {
         "variant": row["variant"],
-        f"best {metric} (mean ± std)": _fmt_metric(row["best_mean"], row["best_std"], metric),
-        "epoch of best": ", ".join(str(e) for e in row["best_epochs"]),
-        "epochs run": ", ".join(str(e) for e in row["epochs_run"]),
-        "time / epoch": f"{row['time_per_epoch']:.2f} s"
+        f"best {_metric_label(metric)}": _fmt_metric(row["best_mean"], row["best_std"], metric),
+        "best epoch": ", ".join(str(e) for e in row["best_epochs"]),
+        "epochs": ", ".join(str(e) for e in row["epochs_run"]),
+        "time/epoch": f"{row['time_per_epoch']:.1f} s"
         if math.isfinite(row["time_per_epoch"]) else "—",
-        "total time": f"{row['total_time']:.1f} s",
+        "total time": f"{row['total_time']:.0f} s",
     }
     if row.get("mc_mean") is not None:
         cells["MC dropout val acc"] = _fmt_metric(row["mc_mean"], row["mc_std"], "accuracy")
@@ -523,9 +531,16 @@ def print_table(comparison: Comparison, console: Any = None) -> None:
 
     console = console or Console()
     cols = _header(comparison.rows)
-    table = Table(title=f"comparison ({len(comparison.rows)} variants) — {comparison.dir}")
+    seeds = sorted({o.seed for o in comparison.outcomes})
+    table = Table(title=f"{len(comparison.rows)} variants × {len(seeds)} seed(s)",
+                  caption=f"mean ± std over seeds {', '.join(map(str, seeds))}; "
+                          f"{comparison.dir}")
+    longest = max((len(r["variant"]) for r in comparison.rows), default=8)
     for c in cols:
-        table.add_column(c, justify="left" if c == "variant" else "right")
+        if c == "variant":
+            table.add_column(c, no_wrap=True, min_width=min(longest, 40))
+        else:
+            table.add_column(c, justify="right")
     best = _best_index(comparison.rows)
     for i, r in enumerate(comparison.rows):
         cells = table_cells(r)
