@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -204,3 +206,16 @@ def test_auto_max_lr_becomes_the_suggestion(tmp_path):
     (section,) = summary["sections"]
     assert section["title"] == "LR finder" and f"{found.suggestion:.4g}" in section["table"][1]
     assert (tmp_path / "plots" / "lr_find.png").is_file()
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (Path(os.environ.get("TRAINWELL_DATA", "/nonexistent"))
+                         / "fashion-mnist").is_dir(), reason="needs $TRAINWELL_DATA/fashion-mnist")
+def test_fashion_mnist_finder_suggests_a_usual_rate_for_nesterov():
+    from trainwell.lrfind import lr_find_recipe
+    from trainwell.recipe import apply_overrides, resolve
+
+    recipe = apply_overrides(resolve("default"), ["data.train_limit=4000", "train.device=cpu"])
+    r, _ = lr_find_recipe(recipe, steps=120, start_lr=1e-5)
+    # SGD with Nesterov momentum on a standardized MLP trains well around 1e-3 … 1e-1
+    assert r.diverged and 1e-3 <= r.suggestion <= 0.2
