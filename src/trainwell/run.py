@@ -516,9 +516,9 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
                                                    progress=not quiet)
         if console is not None:
             from trainwell.nn import model_summary
-            console.print(f"[bold]{recipe.name}[/bold] → {run_dir}")
+            console.print(f"{recipe.name} → {run_dir}", markup=False, style="bold")
             if recipe.description:
-                console.print(recipe.description)
+                console.print(recipe.description, markup=False)
             console.print(str(model_summary(model, splits.input_shape)), markup=False,
                           highlight=False)
         has_val = getattr(splits, "x_val", None) is not None and len(splits.x_val) > 0

@@ -104,12 +104,12 @@ def fit(
     status = summary.get("status")
     if not quiet:
         console.print(results_table(summary))
-        console.print(f"status: {status} — {summary.get('message', '')}")
+        console.print(f"status: {status} — {summary.get('message', '')}", markup=False)
         note = summary.get("fit_note")
         if isinstance(note, dict) and note.get("text"):
-            console.print(note["text"])
-        console.print(f"run directory: {result.run_dir}")
-        console.print(f"report: {result.run_dir / 'report.html'}")
+            console.print(note["text"], markup=False)
+        console.print(f"run directory: {result.run_dir}", markup=False)
+        console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
     if status == "interrupted":
         typer.echo(f"interrupted: resume with `trainwell fit --resume {result.run_dir}`", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
