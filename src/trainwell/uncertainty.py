@@ -35,11 +35,13 @@ from trainwell.nn.mc import mc_dropout_mode
 
 __all__ = ["MCResult", "CalibrationResult", "UncertaintyReport", "mc_predict",
            "deterministic_predict", "calibration", "evaluate_uncertainty", "plot_reliability",
-           "report_run_uncertainty", "UNCERTAIN_ENTROPY", "CLASSIFICATION_TASKS"]
+           "report_run_uncertainty", "UNCERTAIN_ENTROPY", "MAX_ROWS", "CLASSIFICATION_TASKS"]
 
 #: Default rule: an example is uncertain when the entropy of its mean prediction exceeds
 #: this fraction of the maximum entropy (log C for C classes, log 2 per binary output).
 UNCERTAIN_ENTROPY = 0.5
+#: At most this many rows (examples × passes) go through the network in one forward.
+MAX_ROWS = 32768
 CLASSIFICATION_TASKS = ("multiclass", "binary", "multilabel")
 TASKS = (*CLASSIFICATION_TASKS, "regression")
 
@@ -244,7 +246,8 @@ def mc_predict(model: nn.Module, x: Tensor, *, n: int = 30, batch_size: int = 10
         model: a network with dropout layers (without any, every pass is the same and std is 0).
         x: inputs, prepared like the training data; moved batch by batch to the model's device.
         n: number of passes N ≥ 1. Default 30.
-        batch_size: examples per forward (N·batch_size rows). Default 1024.
+        batch_size: examples per forward (N·batch_size rows, capped at :data:`MAX_ROWS`).
+            Default 1024.
         seed: seeds the dropout masks (reproducible); the global RNG state is restored
             afterwards. ``None`` draws from (and advances) the global RNG.
         task: ``"multiclass"`` (softmax, default), ``"binary"``/``"multilabel"`` (sigmoid)
@@ -280,8 +283,9 @@ def mc_predict(model: nn.Module, x: Tensor, *, n: int = 30, batch_size: int = 10
     with rng, torch.no_grad(), mc_dropout_mode(model):
         if seed is not None:
             torch.manual_seed(seed)
-        for lo in range(0, len(x), batch_size):
-            xb = x[lo:lo + batch_size].to(device)
+        chunk = max(1, min(batch_size, MAX_ROWS // n))   # bound the stacked batch's memory
+        for lo in range(0, len(x), chunk):
+            xb = x[lo:lo + chunk].to(device)
             b = len(xb)
             stacked = xb.unsqueeze(0).expand(n, *xb.shape).reshape(n * b, *xb.shape[1:])
             p = _probabilities(model(stacked), task).reshape(n, b, -1)   # (N, b, C)
@@ -497,8 +501,8 @@ def plot_reliability(results: CalibrationResult | Mapping[str, CalibrationResult
 def report_run_uncertainty(run_dir: str | os.PathLike, *, mc: int = 30, split: str = "test",
                            seed: int = 0, n_bins: int = 15, batch_size: int = 1024,
                            entropy_threshold: float | None = UNCERTAIN_ENTROPY,
-                           std_threshold: float | None = None, update_report: bool = True
-                           ) -> UncertaintyReport:
+                           std_threshold: float | None = None, update_report: bool = True,
+                           loaded: Any = None, splits: Any = None) -> UncertaintyReport:
     """MC dropout calibration of a trained run on one split, written into the run.
 
     Loads the run (:func:`trainwell.run.load_run`) and its data, runs
@@ -512,6 +516,8 @@ def report_run_uncertainty(run_dir: str | os.PathLike, *, mc: int = 30, split: s
         seed, n_bins, batch_size, entropy_threshold, std_threshold: as in
             :func:`evaluate_uncertainty`.
         update_report: write the plot, the summary section and report.html (default True).
+        loaded, splits: the run and its data when the caller already loaded them
+            (:func:`trainwell.run.load_run`, ``loaded.splits_loader()``), to avoid a reload.
 
     Example:
         >>> rep = report_run_uncertainty("runs/20250101-120000-mc_dropout", mc=100)  # doctest: +SKIP
@@ -523,8 +529,8 @@ def report_run_uncertainty(run_dir: str | os.PathLike, *, mc: int = 30, split: s
         raise ConfigError("--split", split, ["train", "val", "test"])
     if not isinstance(mc, int) or mc < 1:
         raise ConfigError("--mc", mc, "a whole number of passes ≥ 1")
-    loaded = load_run(run_dir)
-    splits = loaded.splits_loader()
+    loaded = loaded if loaded is not None else load_run(run_dir)
+    splits = splits if splits is not None else loaded.splits_loader()
     x, y = getattr(splits, f"x_{split}", None), getattr(splits, f"y_{split}", None)
     if x is None or len(x) == 0:
         raise DataError(f"--split {split}: the dataset of {run_dir} has no {split} examples")
