@@ -29,6 +29,7 @@ def test_default_setup_is_the_seeds():
     assert (c.epochs_a, c.epochs_b, c.frozen_epochs) == (20, 20, 4)
     assert c.lr * c.lr_factor == pytest.approx(1e-4)                   # seed 004
     assert c.b_train_size == 200 and not c.vary_b_subset
+    assert c.extra_factors() == [1.0]           # seed 001 keeps 1e-3 after unfreezing
 
 
 def test_mean_std_is_the_sample_standard_deviation():
@@ -52,7 +53,7 @@ def test_transfer_study_runs_end_to_end_and_writes_its_table_and_run_directory(t
     result = run_transfer_study(seeds=[0, 1], quick=True, out=tmp_path, console=console)
     assert [r["seed"] for r in result.rows] == [0, 1]
     for r in result.rows:
-        for k in ("a", "b_scratch", "b_on_a"):
+        for k in ("a", "b_scratch", "b_on_a", "b_on_a_x1"):
             assert 0.0 <= r[k] <= 1.0
         assert r["gain"] == pytest.approx(r["b_on_a"] - r["b_scratch"])
     assert result.stats["b_on_a"]["mean"] == pytest.approx(
@@ -70,12 +71,15 @@ def test_transfer_study_runs_end_to_end_and_writes_its_table_and_run_directory(t
     assert "Transfer study: test accuracy per seed" in titles
     table = summary["sections"][titles.index("Transfer study: test accuracy per seed")]["table"]
     assert table[0][0] == "seed" and [row[0] for row in table[1:]] == ["0", "1", "mean", "std"]
+    assert len(table[0]) == 5 and "phase-2 lr 0.05" in table[0][4]
     study = json.loads((run / "study.json").read_text())
     phases = [row["phase"] for row in study["histories"]["0"]["b_on_a"]]
     c = result.config
     assert phases == ["frozen"] * c.frozen_epochs + ["unfrozen"] * (c.epochs_b - c.frozen_epochs)
     lrs = [row["lr"] for row in study["histories"]["0"]["b_on_a"]]
     assert lrs[0] == pytest.approx(c.lr) and lrs[-1] == pytest.approx(c.lr * c.lr_factor)
+    same_lr = [row["lr"] for row in study["histories"]["0"]["b_on_a_x1"]]
+    assert same_lr[-1] == pytest.approx(c.lr)   # the seed-001 arm keeps the rate
     html = (run / "report.html").read_text()
     assert "Transfer study: test accuracy per seed" in html
 

@@ -14,6 +14,23 @@ study_app = typer.Typer(
     no_args_is_help=True)
 
 
+def _factors(text: str | None) -> tuple[float, ...] | None:
+    from trainwell.errors import ConfigError
+
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = (-1.0,)
+    if not all(0 < v <= 1 for v in values):
+        raise ConfigError("--compare-lr-factors", text, "numbers in (0, 1] separated by "
+                          "commas, e.g. 1 or 0.5,1, or none")
+    return values
+
+
 def _console(quiet: bool):
     from rich.console import Console
 
@@ -35,6 +52,10 @@ def transfer_study(
                                       help="Epochs with the reused layers frozen (default 4)."),
     lr_factor: float = typer.Option(None, "--lr-factor",
                                     help="Phase-2 lr factor (default 0.1: 1e-3 → 1e-4)."),
+    compare_lr_factors: str = typer.Option(
+        None, "--compare-lr-factors", metavar="F1,F2",
+        help="Extra B-on-A arms with these phase-2 lr factors (default 1: seed 001's 1e-3; "
+             "'none' for no extra arm)."),
     vary_subset: bool = typer.Option(False, "--vary-subset",
                                      help="A seeded random choice of the 200 task-B images per "
                                           "seed instead of the book's first 200."),
@@ -62,7 +83,8 @@ def transfer_study(
     base = TransferStudyConfig.quick() if quick else TransferStudyConfig()
     config = _config_with(base, epochs_a=epochs_a, epochs_b=epochs_b,
                           frozen_epochs=frozen_epochs, lr_factor=lr_factor, device=device,
-                          vary_b_subset=vary_subset or None)
+                          vary_b_subset=vary_subset or None,
+                          compare_lr_factors=_factors(compare_lr_factors))
     run_transfer_study(seeds, config=config, data_dir=data, out=out, quick=quick, quiet=quiet,
                        console=_console(quiet))
 

@@ -11,7 +11,10 @@ learning rate of the later edition (seed 004):
   kernels, zero biases), a softmax (A) or sigmoid (B) output;
 - training: plain SGD, η = 1e-3, batch 32; model A 20 epochs; model B from scratch 20 epochs;
 - model B on A: all of A but its output layer (on a clone) + a new sigmoid output, reused
-  layers frozen for 4 epochs at η = 1e-3, then unfrozen for 16 epochs at η = 1e-4.
+  layers frozen for 4 epochs at η = 1e-3, then unfrozen for 16 epochs at η = 1e-4;
+- the editions disagree on that last rate (seed 001 keeps η = 1e-3 after unfreezing), so a
+  second "B on A" arm fine-tunes the same model A with η = 1e-3 in phase 2
+  (``compare_lr_factors``).
 
 Seed 001 reports A ≈ 92 % validation accuracy, B from scratch 97.05 % and B on A 99.35 %
 test accuracy for one run. The study repeats the three trainings for several seeds (the
@@ -26,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -46,7 +50,7 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot"]
 
 ARMS = (("a", "task A (8 classes)"), ("b_scratch", "task B from scratch"),
-        ("b_on_a", "task B on A (transfer)"))
+        ("b_on_a", "task B on A (transfer)"))     # the main arms; config.arms() adds the rest
 
 
 @dataclass
@@ -64,6 +68,9 @@ class TransferStudyConfig:
     epochs_b: int = 20                   # B from scratch, and B on A in total (4 + 16)
     frozen_epochs: int = 4
     lr_factor: float = 0.1               # 1e-3 → 1e-4 (seed 004)
+    # Extra "B on A" arms with other phase-2 factors, from the same model A: seed 001 keeps
+    # lr 1e-3 after unfreezing (factor 1) where seed 004 lowers it to 1e-4 (factor 0.1).
+    compare_lr_factors: tuple[float, ...] = (1.0,)
     unfreeze: int | str = "all"
     b_train_size: int = 200
     vary_b_subset: bool = False          # False: the first 200 images for every seed (the book)
@@ -73,7 +80,27 @@ class TransferStudyConfig:
     def quick(cls) -> TransferStudyConfig:
         """A small network and few epochs, for the synthetic dataset (tests, smoke runs)."""
         return cls(hidden=(32, 16, 16), lr=0.05, epochs_a=4, epochs_b=6, frozen_epochs=2,
-                   b_train_size=24, device="cpu")
+                   b_train_size=24, compare_lr_factors=(1.0,), device="cpu")
+
+    def arms(self) -> list[tuple[str, str]]:
+        """(key, label) of each column of the table: A, B from scratch, B on A (each factor)."""
+        out = [("a", "task A (8 classes)"), ("b_scratch", "task B from scratch"),
+               ("b_on_a", f"task B on A (phase-2 lr {self.lr * self.lr_factor:g})")]
+        out += [(_factor_key(f), f"task B on A (phase-2 lr {self.lr * f:g})")
+                for f in self.extra_factors()]
+        return out
+
+    def extra_factors(self) -> list[float]:
+        """``compare_lr_factors`` without the main factor and repeats."""
+        seen: list[float] = []
+        for f in self.compare_lr_factors:
+            if not math.isclose(f, self.lr_factor) and not any(math.isclose(f, g) for g in seen):
+                seen.append(float(f))
+        return seen
+
+
+def _factor_key(factor: float) -> str:
+    return f"b_on_a_x{factor:g}"
 
 
 @dataclass
@@ -277,7 +304,7 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
     Example:
         >>> r = run_transfer_study(seeds=[0], quick=True, out=None, quiet=True)
         >>> sorted(r.stats)
-        ['a', 'b_on_a', 'b_scratch', 'gain']
+        ['a', 'b_on_a', 'b_on_a_x1', 'b_scratch', 'gain']
     """
     from trainwell.data import transfer_split
     from trainwell.transfer import fine_tune, reuse_layers
@@ -314,27 +341,34 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
         model_b = _build(split_b, config, 1, "binary", seed + 1000)
         hist_b = _fit(model_b, split_b, "binary", config.epochs_b, config, seed)
         acc_b = _accuracy(model_b, split_b.x_test, split_b.y_test, "binary")
-        torch.manual_seed(seed + 2000)   # the new head's initialization
-        model_ba = reuse_layers(model_a, n_outputs=1, task="binary")
-        hist_ba = fine_tune(model_ba, split_b.x_train, split_b.y_train,
-                            frozen_epochs=config.frozen_epochs, epochs=config.epochs_b,
-                            lr=config.lr, lr_factor=config.lr_factor, unfreeze=config.unfreeze,
-                            validation_data=(split_b.x_val, split_b.y_val),
-                            optimizer=config.optimizer, task="binary",
-                            batch_size=config.batch_size, seed=seed, device=config.device)
-        acc_ba = _accuracy(model_ba, split_b.x_test, split_b.y_test, "binary")
-        _say(console, f"seed {seed}: task B test accuracy from scratch {_pct(acc_b)}, "
-                      f"on A {_pct(acc_ba)} ({time.perf_counter() - t0:.0f} s in all)")
-        rows.append({"seed": seed, "a": acc_a, "b_scratch": acc_b, "b_on_a": acc_ba,
-                     "gain": acc_ba - acc_b,
-                     "a_val_accuracy": hist_a.last().get("val_accuracy")})
-        histories[str(seed)] = {"a": hist_a.to_list(), "b_scratch": hist_b.to_list(),
-                                "b_on_a": hist_ba.to_list()}
+        row = {"seed": seed, "a": acc_a, "b_scratch": acc_b}
+        hist = {"a": hist_a.to_list(), "b_scratch": hist_b.to_list()}
+        for key, factor in (("b_on_a", config.lr_factor),
+                            *((_factor_key(f), f) for f in config.extra_factors())):
+            torch.manual_seed(seed + 2000)   # the same new head for every factor
+            model_ba = reuse_layers(model_a, n_outputs=1, task="binary")
+            hist_ba = fine_tune(model_ba, split_b.x_train, split_b.y_train,
+                                frozen_epochs=config.frozen_epochs, epochs=config.epochs_b,
+                                lr=config.lr, lr_factor=factor, unfreeze=config.unfreeze,
+                                validation_data=(split_b.x_val, split_b.y_val),
+                                optimizer=config.optimizer, task="binary",
+                                batch_size=config.batch_size, seed=seed, device=config.device)
+            row[key] = _accuracy(model_ba, split_b.x_test, split_b.y_test, "binary")
+            hist[key] = hist_ba.to_list()
+        row["gain"] = row["b_on_a"] - row["b_scratch"]
+        row["a_val_accuracy"] = hist_a.last().get("val_accuracy")
+        others = "".join(f", on A with phase-2 lr {config.lr * f:g} {_pct(row[_factor_key(f)])}"
+                         for f in config.extra_factors())
+        _say(console, f"seed {seed}: task B test accuracy from scratch {_pct(acc_b)}, on A "
+                      f"{_pct(row['b_on_a'])}{others} ({time.perf_counter() - t0:.0f} s in all)")
+        rows.append(row)
+        histories[str(seed)] = hist
         if model_a_first is None:
             model_a_first = model_a
-    stats = {k: mean_std([r[k] for r in rows]) for k in ("a", "b_scratch", "b_on_a", "gain")}
+    arms = config.arms()
+    stats = {k: mean_std([r[k] for r in rows]) for k in (*(k for k, _ in arms), "gain")}
     result = TransferStudyResult(rows=rows, stats=stats, config=config, histories=histories)
-    table = seed_table(rows, ARMS, stats)
+    table = seed_table(rows, arms, stats)
     if console is not None:
         print_table(table, "Test accuracy per seed (task B: shirts vs sandals, "
                     f"{config.b_train_size} images)", console)
@@ -362,8 +396,13 @@ def _setup_text(config: TransferStudyConfig, splits: Any, quick: bool) -> str:
             f"{c.batch_size}. Model A: {c.epochs_a} epochs. B from scratch: {c.epochs_b} "
             f"epochs. B on A: all of A but its output + a new output, reused layers frozen for "
             f"{c.frozen_epochs} epochs at lr {c.lr:g}, then unfrozen ({c.unfreeze}) for "
-            f"{c.epochs_b - c.frozen_epochs} epochs at lr {c.lr * c.lr_factor:g}. Accuracies "
-            "are on the test sets. Seeds change the initialization and the batch order.")
+            f"{c.epochs_b - c.frozen_epochs} epochs at lr {c.lr * c.lr_factor:g}"
+            + (" (seed 004)" if math.isclose(c.lr_factor, 0.1) else "")
+            + "".join(f"; the same with lr {c.lr * f:g} after unfreezing"
+                      + (" (seed 001)" if math.isclose(f, 1.0) else "")
+                      for f in c.extra_factors())
+            + ". Accuracies are on the test sets. Seeds change the initialization and the batch "
+            "order.")
 
 
 def _write_run(result: TransferStudyResult, splits: Any, split_a: Any, model_a: Any,
@@ -387,7 +426,7 @@ def _write_run(result: TransferStudyResult, splits: Any, split_a: Any, model_a: 
         "config": asdict(c), "rows": result.rows, "stats": result.stats,
         "histories": result.histories}, indent=2, default=str), encoding="utf-8")
     plots = run / "plots"
-    plot_bars(result.rows, ARMS, result.stats, plots / "transfer_study.png",
+    plot_bars(result.rows, c.arms(), result.stats, plots / "transfer_study.png",
               f"Transfer study: test accuracy over {len(result.rows)} seeds (mean ± std)")
     first = result.histories[str(result.rows[0]["seed"])]
     plot_fine_tune(first["b_on_a"], plots / "task_b_phases.png", baseline=first["b_scratch"],
