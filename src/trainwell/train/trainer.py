@@ -196,8 +196,7 @@ class Trainer:
         dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
                      torch.float32)
         x_in, y_in = x, y
-        x = x.to(self.device, dtype=dtype if not x.is_floating_point() or
-                 x.dtype == torch.float64 else x.dtype)
+        x = x.to(self.device, dtype=dtype)  # once per fit: batches are then slices of it
         n_outputs = self._dry_run(x, field)
         self.task.validate_targets(y, n_outputs, f"{field}.y")
         try:
@@ -257,26 +256,28 @@ class Trainer:
         return logits, self.task.loss(logits, yb)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int):
+        """Global step ``step`` on one batch; returns the logits. No host sync in here."""
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
-        logits, loss = self._fwd(xb, yb)
-        self.last_loss = loss.detach()  # read by NanGuard every k steps, never synced here
-        if self._penalized:
+        logits, loss = self._fwd(xb, yb)  # forward + data loss (mean over the batch)
+        self.last_loss = loss.detach()  # NanGuard reads it every k steps
+        if self._penalized:  # + l1·Σ|w| + l2·Σw² over the kernels
             penalty = self._kernel_penalty(self._kernels, l1=self.l1, l2=self.l2)
-            (loss + penalty).backward()
             self._sums["penalty"].add_(penalty.detach(), alpha=len(yb))
-        else:
-            loss.backward()
-        for cb in self._after_backward:  # gradients are ready: probes, NaN checks
+            loss = loss + penalty
+        loss.backward()
+        for cb in self._after_backward:  # gradients ready: probes, NaN checks
             cb.on_after_backward(self, step)
         if self._after_backward and self.status == "diverged":
-            return logits, loss  # NanGuard restored the last good weights: do not step
+            return logits  # NanGuard caught non-finite gradients: skip this update
         if self._clipping:
             self._clip_gradients(self._params, **self.clip)
         opt.step()
-        if self.max_norm:
+        if self.max_norm:  # each hidden unit's incoming weights: ‖w‖₂ ≤ r
             self._apply_max_norm(self.model, self.max_norm)
-        return logits, loss
+        if self._per_step_lr:  # η (and cycled momentum) for the next step
+            self._apply_schedule(opt, self.schedule, step + 1)
+        return logits
 
     def _fwd(self, xb, yb):
         if self._compiled is None:
@@ -360,7 +361,13 @@ class Trainer:
 
     def _setup_step(self) -> None:
         from trainwell.nn import apply_max_norm
-        from trainwell.optim import clip_gradients, kernel_parameters, kernel_penalty
+        from trainwell.optim import (
+            apply_schedule,
+            clip_gradients,
+            kernel_parameters,
+            kernel_penalty,
+        )
+        self._apply_schedule = apply_schedule
         self._apply_max_norm = apply_max_norm
         self._clip_gradients = clip_gradients
         self._kernel_penalty = kernel_penalty
@@ -405,7 +412,7 @@ class Trainer:
             step = self.step
             for cb in batch_start:
                 cb.on_batch_start(self, step)
-            logits, loss = self._train_step(xb, yb, step)
+            logits = self._train_step(xb, yb, step)
             n = len(yb)
             # Metrics stay on the device: no host sync here.
             loss_sum.add_(self.last_loss, alpha=n)
@@ -414,8 +421,6 @@ class Trainer:
             self._seen += n
             self.step = step + 1
             self.batch_in_epoch = i + 1
-            if self._per_step_lr:
-                self._apply_lr()
             for cb in batch_end:
                 cb.on_batch_end(self, step)
             if self.stop_training or self._interrupt:
