@@ -158,6 +158,21 @@ def test_mc_dropout_accuracy_averages_softmax_over_passes():
     assert acc == pytest.approx((torch.cat(preds) == y).float().mean().item())
     model.eval()
     assert not model[1].training  # mode restored
+    plain = (model(x).argmax(-1) == y).float().mean().item()
+    assert mc_dropout_accuracy(model, x, y, samples=0) == pytest.approx(plain)
+
+
+def test_mc_dropout_column_compares_with_the_same_weights_without_mc(tmp_path):
+    from trainwell.compare import Variant
+
+    recipe = apply_overrides(_base(), ["regularization.dropout=0.3"])
+    c = run_comparison([Variant("dropout", recipe, mc_samples=4)], out=tmp_path, quiet=True,
+                       splits=_splits())
+    (o,) = c.outcomes
+    assert 0 <= o.mc_accuracy <= 1 and 0 <= o.kept_accuracy <= 1
+    cell = table_cells(c.rows[0])["MC dropout val acc"]
+    assert cell.startswith(f"{100 * o.mc_accuracy:.2f}%")
+    assert f"vs {100 * o.kept_accuracy:.2f}% without MC" in cell
 
 
 def test_builtin_comparison_recipes_and_specs_load():

@@ -94,6 +94,7 @@ class RunOutcome:
     time_per_epoch: float
     total_time: float
     mc_accuracy: float | None = None
+    kept_accuracy: float | None = None
     max_lr: float | None = None
 
 
@@ -339,18 +340,28 @@ def mc_dropout_accuracy(model: Any, x: Any, y: Any, *, samples: int = 10,
     """Accuracy of the mean softmax over ``samples`` passes with only dropout active.
 
     ``p(y|x) ≈ (1/N)·Σₙ softmax(f(x; dropout mask n))``; batch norm stays in eval mode.
+    ``samples=0`` gives the ordinary (eval mode, deterministic) accuracy of the same model.
     """
+    import contextlib
+
     import torch
 
     from trainwell.nn import mc_dropout_mode
 
     device = next(model.parameters()).device
     correct = torch.zeros((), device=device)
-    with torch.no_grad(), mc_dropout_mode(model):
+    was_training = model.training
+    mode = mc_dropout_mode(model) if samples > 0 else contextlib.nullcontext(model.eval())
+    with torch.no_grad(), mode:
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
-            probs = torch.stack([torch.softmax(model(xb), dim=-1) for _ in range(samples)])
-            correct += (probs.mean(0).argmax(-1) == y[i:i + batch_size].to(device)).sum()
+            if samples > 0:
+                probs = torch.stack([torch.softmax(model(xb), dim=-1) for _ in range(samples)])
+                pred = probs.mean(0).argmax(-1)
+            else:
+                pred = model(xb).argmax(-1)
+            correct += (pred == y[i:i + batch_size].to(device)).sum()
+    model.train(was_training)
     return float(correct.item()) / max(1, len(x))  # host sync: once, at the end
 
 
@@ -429,16 +440,19 @@ def run_comparison(variants: Sequence[Variant], *, seeds: Sequence[int] = (0,),
         epochs = [dict(e) for e in result.history.epochs]
         used_metric, best, best_epoch = _metric_of(epochs, metric)
         times = [e["time"] for e in epochs if isinstance(e.get("time"), (int, float))]
-        mc = None
+        mc = kept = None
         if variant.mc_samples > 0 and len(getattr(data, "x_val", ())) > 0:
+            # MC dropout scores the weights fit kept (the best epoch under early stopping);
+            # the plain accuracy of those same weights is the fair reference
             mc = mc_dropout_accuracy(result.model, data.x_val, data.y_val,
                                      samples=variant.mc_samples)
+            kept = mc_dropout_accuracy(result.model, data.x_val, data.y_val, samples=0)
         status = str((result.summary or {}).get("status", "completed"))
         outcomes.append(RunOutcome(
             variant=variant.name, seed=seed, run_dir=str(result.run_dir), status=status,
             epochs=epochs, metric=used_metric, best=best, best_epoch=best_epoch,
             time_per_epoch=statistics.fmean(times) if times else math.nan,
-            total_time=total_time, mc_accuracy=mc, max_lr=max_lr))
+            total_time=total_time, mc_accuracy=mc, kept_accuracy=kept, max_lr=max_lr))
     used = outcomes[0].metric if outcomes else metric
     rows = comparison_rows(variants, outcomes)
     comparison = Comparison(dir=folder, rows=rows, outcomes=outcomes, metric=used)
@@ -463,6 +477,7 @@ def comparison_rows(variants: Sequence[Variant], outcomes: Sequence[RunOutcome]
         mine = [o for o in outcomes if o.variant == v.name]
         best, best_std = _mean_std([o.best for o in mine])
         mc, mc_std = _mean_std([o.mc_accuracy for o in mine if o.mc_accuracy is not None])
+        kept = _mean_std([o.kept_accuracy for o in mine if o.kept_accuracy is not None])[0]
         rows.append(dict(
             variant=v.name, changes=dict(v.changes), seeds=[o.seed for o in mine],
             metric=mine[0].metric if mine else "", best_mean=best, best_std=best_std,
@@ -471,7 +486,7 @@ def comparison_rows(variants: Sequence[Variant], outcomes: Sequence[RunOutcome]
             time_per_epoch=_mean_std([o.time_per_epoch for o in mine])[0],
             total_time=sum(o.total_time for o in mine),
             mc_mean=mc if any(o.mc_accuracy is not None for o in mine) else None,
-            mc_std=mc_std, statuses=sorted({o.status for o in mine}),
+            mc_std=mc_std, kept_mean=kept, statuses=sorted({o.status for o in mine}),
             max_lr=[o.max_lr for o in mine if o.max_lr is not None]))
     return rows
 
@@ -507,7 +522,11 @@ def table_cells(row: dict[str, Any]) -> dict[str, str]:
         "total time": f"{row['total_time']:.0f} s",
     }
     if row.get("mc_mean") is not None:
-        cells["MC dropout val acc"] = _fmt_metric(row["mc_mean"], row["mc_std"], "accuracy")
+        text = _fmt_metric(row["mc_mean"], row["mc_std"], "accuracy")
+        kept = row.get("kept_mean")
+        if kept is not None and math.isfinite(kept):
+            text += f" ({100 * (row['mc_mean'] - kept):+.2f} vs {100 * kept:.2f}% without MC)"
+        cells["MC dropout val acc"] = text
     if row.get("max_lr"):
         cells["max_lr (finder)"] = ", ".join(f"{v:.3g}" for v in row["max_lr"])
     if row["statuses"] != ["completed"]:
