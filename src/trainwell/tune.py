@@ -349,6 +349,7 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
         quiet: no per-trial training output (default True).
         splits: data for every trial (default: loaded once from the recipe, unless the space
             varies ``data.*`` or ``train.seed``).
+        console: a ``rich`` console that gets one line per finished trial (default None).
 
     Returns:
         :class:`TuneResult`; ``best_recipe.toml`` in the study folder is ready for
@@ -416,7 +417,8 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainwellError,))
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainwellError,),
+                       callbacks=[_progress(console, metric)] if console is not None else None)
 
     notes: list[str] = []
     best_path = None
@@ -444,6 +446,22 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
     return TuneResult(study=study, out_dir=folder, storage=storage, metric=metric,
                       direction=direction, best_recipe_path=best_path, rows=rows, plots=plots,
                       notes=notes)
+
+
+def _progress(console: Any, metric: str) -> Any:
+    """An Optuna callback printing one line per finished trial."""
+
+    def show(study: Any, trial: Any) -> None:
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in trial.params.items())
+        value = f"{metric} {trial.value:.4f}" if trial.value is not None else ""
+        if trial.user_attrs.get("error"):
+            value = f"failed: {trial.user_attrs['error']}"
+        console.print(f"trial {trial.number} {trial.state.name.lower()}"
+                      + (f" at epoch {trial.last_step}" if trial.state.name == "PRUNED" else "")
+                      + f" {value} — {params}")
+
+    return show
 
 
 def _check_same_study(study: Any, recipe: Any, metric: str, direction: str,
