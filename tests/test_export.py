@@ -250,6 +250,9 @@ def test_onnx_artifact_is_validated_with_onnxruntime(trained, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(out, trained(x).numpy(), rtol=1e-4, atol=1e-5)
     assert res.exported["val_accuracy"] == pytest.approx(res.original["val_accuracy"])
+    # one self-contained file holding every fp32 weight (no external-data side file)
+    assert [p.name for p in res.files] == ["model.onnx", "export.json"]
+    assert res.exported["bytes"] > 4 * res.exported["parameters"]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -337,3 +340,20 @@ def test_cli_export_of_a_run_without_model_names_the_file(tmp_path):
     (tmp_path / "recipe.toml").write_text('name = "x"\n')
     result = CliRunner().invoke(app, ["export", str(tmp_path)])
     assert result.exit_code == 2 and "model/model.json" in result.stderr
+
+
+def test_export_warns_when_reloaded_data_do_not_reproduce_the_run(tiny_run, tmp_path):
+    path = tiny_run / "summary.json"
+    saved = path.read_text()
+    summary = json.loads(saved)
+    summary["metrics"]["final"]["val_accuracy"] = 0.123   # as if the data had changed
+    path.write_text(json.dumps(summary))
+    try:
+        res = export_model(tiny_run, out=tmp_path, update_report=False, **FAST)
+    finally:
+        path.write_text(saved)
+    (warning,) = res.warnings
+    assert "recorded 0.1230" in warning and "val accuracy" in warning
+    assert json.loads((res.folder / "export.json").read_text())["warnings"] == [warning]
+    clean = export_model(tiny_run, out=tmp_path, update_report=False, **FAST)
+    assert clean.warnings == []

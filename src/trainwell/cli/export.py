@@ -86,6 +86,8 @@ def export(
         return
     console.print(export_table(result))
     console.print(result.text, highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"artifact: {result.files[0]}", highlight=False)
 
 

@@ -56,6 +56,9 @@ class ExportResult:
         max_abs_diff: largest |logit difference| between the artifact read back from disk
             and ``model`` (the check that the artifact is what was measured).
         text: the notes shown under the table in the run report.
+        artifact: the artifact read back from disk (float32 inputs → float32 logits).
+        warnings: problems worth a look, e.g. reloaded data that no longer reproduce the
+            run's recorded validation accuracy.
     """
 
     folder: Path
@@ -70,6 +73,7 @@ class ExportResult:
     max_abs_diff: float
     text: str = ""
     artifact: Any = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -161,7 +165,8 @@ def _table(original: dict[str, float], exported: dict[str, float],
             rows.append([key.replace("_", " "), f"{a:.4f}", f"{b:.4f}",
                          f"{100 * (b - a):+.2f} pts"])
         else:
-            rows.append([key.replace("_", " "), f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}"])
+            d = b - a if abs(b - a) >= 5e-5 else 0.0   # no "-0.0000"
+            rows.append([key.replace("_", " "), f"{a:.4f}", f"{b:.4f}", f"{d:+.4f}"])
     a, b = original["parameters"], exported["parameters"]
     rows.append(["parameters", f"{a:,.0f}", f"{b:,.0f}", _ratio(a, b)])
     a, b = original["nonzero"], exported["nonzero"]
@@ -339,6 +344,9 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
             "fp32 without folding or pruning. Latency: median of timed blocks after warm-up "
             f"on this machine's CPU (torch threads: {n_threads}). The artifact read back from "
             f"disk reproduces the exported model's logits (largest difference {max_diff:.2g}).")
+    warnings = _data_warnings(run_dir, orig_n)
+    if warnings:
+        text += " Warning: " + " ".join(warnings)
     input_shape = config.get("input_shape") or list(example.shape[1:])
     manifest = {
         "format": format, "precision": precision, "options": options,
@@ -349,7 +357,7 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         "output": "logits (float32)", "task": task, "class_names": extra.get("class_names"),
         "source": str(run_dir) if run_dir else None, "torch_version": torch.__version__,
         "torch_threads": n_threads, "original": orig_n, "exported": exp_n,
-        "max_abs_diff": max_diff, "table": table, "notes": text,
+        "max_abs_diff": max_diff, "table": table, "notes": text, "warnings": warnings,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
                                    encoding="utf-8")
@@ -359,7 +367,25 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         add_summary_section(run_dir, f"Export {folder.name}", table, text)
         write_report(run_dir)
     return ExportResult(folder, [*files, folder / MANIFEST], format, precision, options, table,
-                        orig_n, exp_n, net, max_diff, text, artifact)
+                        orig_n, exp_n, net, max_diff, text, artifact, warnings)
+
+
+def _data_warnings(run_dir: Path | None, original: dict[str, float]) -> list[str]:
+    """The reloaded data should reproduce the accuracy the run recorded when it finished."""
+    if run_dir is None:
+        return []
+    from trainwell.run import read_summary
+
+    final = (read_summary(run_dir).get("metrics") or {}).get("final") or {}
+    out = []
+    for part in ("val", "test"):
+        key = f"{part}_accuracy"
+        recorded, now = final.get(key), original.get(key)
+        if isinstance(recorded, (int, float)) and now is not None and abs(recorded - now) > 1e-3:
+            out.append(f"the original model scores {part} accuracy {now:.4f} on the reloaded "
+                       f"data but the run recorded {recorded:.4f}: the data now come from "
+                       "another source or changed (a different validation split?).")
+    return out
 
 
 def _measure(original: nn.Module, net: nn.Module, baseline: Any, artifact: Any,

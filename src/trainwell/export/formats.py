@@ -120,12 +120,15 @@ def write_artifact(net: nn.Module, precision: str, format: str, folder: Path,
         with _quiet():
             torch.onnx.export(deployed, (example,), str(paths[0]), input_names=["input"],
                               output_names=["logits"], dynamic_shapes=({0: batch},),
-                              dynamo=True, verbose=False)
+                              dynamo=True, verbose=False,
+                              external_data=False)   # one self-contained file
     else:
         from trainwell.nn import save_model
 
         save_model(net, folder, extra={**(extra or {}), "precision": precision})
-    return paths
+    # every file the exporter wrote (an exporter may add side files, e.g. external data)
+    written = sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith("model"))
+    return [*paths, *(p for p in written if p not in paths)]
 
 
 def load_artifact(folder: Path, format: str, precision: str = "fp32", *,
