@@ -144,3 +144,21 @@ def test_sigkill_while_writing_leaves_a_loadable_checkpoint(tmp_path):
             warnings.simplefilter("ignore", RuntimeWarning)  # a fallback may warn
             path, state = find_checkpoint(d)
         assert state["step"] >= 1 and path.name in ("last.pt", "last.prev.pt")
+
+
+def test_mid_epoch_resume_with_another_batch_size_is_refused(blobs, mlp, tmp_path):
+    from trainwell.errors import ConfigError
+    from trainwell.train import Callback
+
+    class Stop(Callback):
+        def on_batch_end(self, t, step):
+            if t.step == 3:
+                raise KeyboardInterrupt
+
+    x, y, _, _ = blobs
+    t = Trainer(mlp(), callbacks=[ModelCheckpoint(tmp_path, every_steps=1), Stop()])
+    with pytest.raises(KeyboardInterrupt):
+        t.fit(x, y, epochs=2, batch_size=16)
+    with pytest.raises(ConfigError, match="batch_size"):
+        Trainer(mlp()).fit(x, y, epochs=2, batch_size=32, resume_from=tmp_path)
+    Trainer(mlp()).fit(x, y, epochs=2, batch_size=16, resume_from=tmp_path)  # same: fine

@@ -171,6 +171,7 @@ class Trainer:
         self._pending: dict[str, Any] | None = None  # checkpoint parts applied at fit start
         self._resumed = False
         self._interrupt = False
+        self._data: dict[str, Any] | None = None  # n, batch_size, shuffle of the last fit
 
     # ------------------------------------------------------------------ inputs
     def _as_tensor(self, x: Any, field: str) -> torch.Tensor:
@@ -327,6 +328,12 @@ class Trainer:
             self.load_state_dict(state)
         batches = BatchIterator(x, y, batch_size=batch_size, shuffle=shuffle,
                                 generator=self.generator)
+        data = {"n": int(x.shape[0]), "batch_size": batch_size, "shuffle": bool(shuffle)}
+        saved, self._data = self._data, data
+        if self._resumed and self.batch_in_epoch and saved and saved != data:
+            raise ConfigError("resume_from", saved,
+                              f"the same training set size, batch_size and shuffle as the "
+                              f"interrupted run to continue mid-epoch (received {data})")
         self.steps_per_epoch = len(batches)
         self.epochs = epochs if self._resumed else self.epoch + epochs
         self._build_schedule()
@@ -532,6 +539,7 @@ class Trainer:
             "status": self.status,
             "stop_training": self.stop_training,
             "divergence": self.divergence,
+            "data": self._data,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -561,6 +569,7 @@ class Trainer:
         self.status = state["status"]
         self.stop_training = bool(state["stop_training"])
         self.divergence = state.get("divergence")
+        self._data = state.get("data")
         set_rng_state(state["rng"])
         self._pending = {"schedule": state["schedule"]}  # applied once fit builds the schedule
         self._resumed = True
