@@ -12,3 +12,12 @@ def flush_denormals():
     torch.set_flush_denormal(True)
     yield
     torch.set_flush_denormal(False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The networks here are tiny: one thread avoids contention with other test processes."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

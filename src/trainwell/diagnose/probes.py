@@ -22,7 +22,8 @@ What one sample holds, per layer (see :data:`STAT_NAMES`):
 - ``weight_norm`` ‖W‖₂ before the step and ``update_norm`` ‖W_after − W_before‖₂ across the
   optimizer step (constraints such as max-norm included);
 - small histograms (:data:`HIST_BINS` bins between the tensor's min and max) of the observed
-  outputs and of the weight gradient, for TensorBoard.
+  outputs and of the weight gradient, for TensorBoard;
+- ``act_nonfinite`` / ``grad_nonfinite``: 1 when the outputs / the gradient hold a NaN or Inf.
 
 Cost: forward hooks are attached at the start of a sampled step and removed as soon as its
 backward pass is done, so unsampled steps run exactly the un-probed code; every statistic of a
@@ -147,14 +148,14 @@ def find_layers(model: nn.Module) -> list[ProbedLayer]:
     return layers
 
 
-def _histogram(x: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Counts of ``bins`` equal bins between min and max, computed on the device (no sync)."""
-    x = torch.nan_to_num(x.detach().reshape(-1).float(), nan=0.0, posinf=3.0e38, neginf=-3.0e38)
-    lo, hi = torch.aminmax(x)
+def _histogram(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bins: int) -> torch.Tensor:
+    """Counts of ``bins`` equal bins between ``lo`` and ``hi``, on the device (no host sync).
+    Non-finite values land in bin 0 (the sample is flagged non-finite anyway)."""
+    x = x.reshape(-1)
     scale = bins / (hi - lo).clamp_min(1e-30)
-    idx = torch.nan_to_num((x - lo) * scale, nan=0.0).clamp_(0, bins - 1).long()
-    counts = torch.zeros(bins, device=x.device).index_add_(0, idx, torch.ones_like(x))
-    return counts, lo, hi
+    idx = ((x - lo) * scale).nan_to_num_(0.0).clamp_(0, bins - 1).long()
+    ones = torch.ones((), device=x.device).expand(idx.shape[0])
+    return torch.zeros(bins, device=x.device).index_add_(0, idx, ones)
 
 
 class GradientProbe(Callback):
@@ -285,47 +286,50 @@ class GradientProbe(Callback):
         bins = self.hist_bins
 
         def hook(module, inputs, output):
-            if self._pending is None or not torch.is_tensor(output):
+            if self._pending is None or not torch.is_tensor(output) or output.dim() == 0:
                 return
             with torch.no_grad():
                 y = output.detach().float()
-                finite = torch.isfinite(y)
-                nan = torch.full((), float("nan"), device=y.device)
-                sat = dead = nan
-                if kind == "sigmoid":
-                    sat = ((y < SIGMOID_SATURATION) | (y > 1 - SIGMOID_SATURATION)).float().mean()
+                n = y.numel()
+                std, mean = torch.std_mean(y) if n > 1 else (torch.full_like(y.sum(), nan),
+                                                              y.sum())
+                zero = torch.zeros((), device=y.device)
+                sat = dead = zero
+                units = y.shape[1] if y.dim() > 1 else 1
+                if kind == "sigmoid":   # y < 0.01 or y > 0.99
+                    sat = ((y - 0.5).abs_() > 0.5 - SIGMOID_SATURATION).sum()
                 elif kind == "tanh":
-                    sat = (y.abs() > TANH_SATURATION).float().mean()
+                    sat = (y.abs() > TANH_SATURATION).sum()
                 elif kind == "relu":
                     # units are dim 1 (features or channels); a unit is dead when it is ≤ 0
                     # for every example (and every position) of the batch
-                    per_unit = y.transpose(0, 1).reshape(y.shape[1], -1) if y.dim() > 1 \
-                        else y.reshape(1, -1)
-                    dead = (per_unit.amax(dim=1) <= 0).float().mean()
-                counts, lo, hi = _histogram(y, bins)
+                    dims = tuple(d for d in range(y.dim()) if d != 1) if y.dim() > 1 else (0,)
+                    dead = (y.amax(dim=dims) <= 0).sum()
+                lo, hi = torch.aminmax(y)
+                counts = _histogram(y, lo, hi, bins)
                 self._pending["act"][i] = (
-                    torch.stack([y.mean(), y.std() if y.numel() > 1 else nan, sat, dead, lo, hi,
-                                 y.square().sum(), (~finite).sum().float()]),
-                    counts)
+                    torch.stack([mean, std, sat.float(), dead.float(), lo, hi]), counts,
+                    n, units)
+        nan = float("nan")
         return hook
 
-    def _gradient_stats(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer: (norm, min, max, sum, sum of squares, non-finite count) and a histogram."""
-        out = []
+    def _gradient_stats(self) -> tuple[list, torch.Tensor | None]:
+        """Per layer (min, max, sum) of the weight gradient and its histogram; the norms of all
+        layers in one fused call."""
+        out, grads = [], []
         with torch.no_grad():
             for layer in self.layers:
-                w = layer.module.weight
-                if w.grad is None:   # frozen or unused layer: nothing measured, nothing wrong
-                    row = torch.full((6,), float("nan"), device=w.device)
-                    row[5] = 0.0
-                    out.append((row, torch.zeros(self.hist_bins, device=w.device)))
+                g = layer.module.weight.grad
+                if g is None:   # frozen or unused layer: nothing measured, nothing wrong
+                    out.append(None)
                     continue
-                g = w.grad.detach().float()
-                counts, lo, hi = _histogram(g, self.hist_bins)
-                out.append((torch.stack([torch.linalg.vector_norm(g), lo, hi, g.sum(),
-                                         g.square().sum(), (~torch.isfinite(g)).sum().float()]),
-                            counts))
-        return out
+                g = g.detach().float()
+                lo, hi = torch.aminmax(g)
+                out.append((torch.stack([lo, hi, g.sum()]), _histogram(g, lo, hi,
+                                                                       self.hist_bins)))
+                grads.append(g)
+            norms = torch.stack(torch._foreach_norm(grads)) if grads else None
+        return out, norms
 
     def _finish(self, step: int | None) -> None:
         """Stack the pending sample's device tensors and move them to the host in one copy."""
@@ -334,36 +338,79 @@ class GradientProbe(Callback):
             return
         self._store(p["step"], p["act"], p["grad"], p["snap"], updated=step is not None)
 
-    def _store(self, step: int, acts: list, grads: list, snaps: list | None,
+    def _store(self, step: int, acts: list, grads: tuple, snaps: list | None,
                updated: bool) -> None:
-        nan = float("nan")
-        rows, hists = [], []
+        bins = self.hist_bins
+        grad_rows, grad_norms = grads
         with torch.no_grad():
-            for i, layer in enumerate(self.layers):
-                w = layer.module.weight.detach()
-                dev = w.device
-                if acts[i] is None:
-                    a = torch.full((8,), nan, device=dev)
-                    a_hist = torch.zeros(self.hist_bins, device=dev)
-                else:
-                    a, a_hist = (v.to(dev) for v in acts[i])
-                g, g_hist = grads[i]
-                before = snaps[i].float() if snaps is not None else w.float()
-                update = torch.linalg.vector_norm(w.float() - before) if updated \
-                    else torch.full((), nan, device=dev)
-                rows.append(torch.stack([
-                    a[0], a[1], a[2], a[3], g[0], torch.linalg.vector_norm(before), update,
-                    a[4], a[5], a[6], g[1], g[2], g[3], g[4], a[7], g[5]]))
-                hists.append(torch.cat([a_hist, g_hist]))
-            flat = torch.cat([torch.stack(rows).reshape(-1), torch.stack(hists).reshape(-1)])
-            host = flat.cpu().numpy().astype(np.float32)   # host sync: one copy per sample
+            weights = [lay.module.weight.detach() for lay in self.layers]
+            dev = weights[0].device
+            before = snaps if snaps is not None else weights
+            parts = [torch.stack(torch._foreach_norm(before))]                        # (L,)
+            parts.append(torch.stack(torch._foreach_norm(torch._foreach_sub(weights, before)))
+                         if updated else torch.full((len(weights),), float("nan"), device=dev))
+            parts.append(grad_norms if grad_norms is not None
+                         else torch.zeros(0, device=dev))
+            empty_a = torch.full((6,), float("nan"), device=dev)
+            empty_h = torch.zeros(bins, device=dev)
+            for a in acts:
+                parts += [a[0].to(dev), a[1].to(dev)] if a is not None else [empty_a, empty_h]
+            for g in grad_rows:
+                parts += [g[0], g[1]] if g is not None else [torch.full((3,), float("nan"),
+                                                                        device=dev), empty_h]
+            host = torch.cat([t.reshape(-1).float() for t in parts]).cpu().numpy()  # host sync: one copy per sample
         self._steps.append(int(step))
-        self._data.append(host)
+        self._data.append(self._unpack(host, acts, grad_rows))
         if len(self._steps) > self.max_samples:
             # keep the span of the whole training: drop every second sample, sample half as often
             self._steps = self._steps[::2]
             self._data = self._data[::2]
             self.every *= 2
+
+    def _unpack(self, host: np.ndarray, acts: list, grad_rows: list) -> np.ndarray:
+        """Host side: the flat copy → one row of STAT_NAMES per layer + histograms."""
+        n_layers, bins = len(self.layers), self.hist_bins
+        col = {name: j for j, name in enumerate(STAT_NAMES)}
+        stats = np.full((n_layers, len(STAT_NAMES)), np.nan)
+        hists = np.zeros((n_layers, 2, bins))
+        stats[:, col["act_nonfinite"]] = stats[:, col["grad_nonfinite"]] = 0.0
+        pos = 0
+
+        def take(k: int) -> np.ndarray:
+            nonlocal pos
+            pos += k
+            return host[pos - k:pos].astype(np.float64)
+
+        stats[:, col["weight_norm"]] = take(n_layers)
+        stats[:, col["update_norm"]] = take(n_layers)
+        present = [i for i, g in enumerate(grad_rows) if g is not None]
+        stats[present, col["grad_norm"]] = take(len(present))
+        for i, a in enumerate(acts):
+            mean, std, sat, dead, lo, hi = take(6)
+            hists[i, 0] = take(bins)
+            if a is None:
+                continue
+            n, units = a[2], a[3]
+            kind = self.layers[i].kind
+            stats[i, col["act_mean"]], stats[i, col["act_std"]] = mean, std
+            stats[i, col["saturated"]] = sat / n if kind in ("sigmoid", "tanh") else np.nan
+            stats[i, col["dead"]] = dead / units if kind == "relu" else np.nan
+            stats[i, col["act_min"]], stats[i, col["act_max"]] = lo, hi
+            stats[i, col["act_sum_sq"]] = (n - 1) * std ** 2 + n * mean ** 2 if n > 1 \
+                else mean ** 2
+            stats[i, col["act_nonfinite"]] = float(not np.isfinite(mean))
+        for i, g in enumerate(grad_rows):
+            lo, hi, total = take(3)
+            hists[i, 1] = take(bins)
+            if g is None:
+                continue
+            stats[i, col["grad_min"]], stats[i, col["grad_max"]] = lo, hi
+            stats[i, col["grad_sum"]] = total
+            norm = stats[i, col["grad_norm"]]
+            stats[i, col["grad_sum_sq"]] = norm ** 2
+            stats[i, col["grad_nonfinite"]] = float(not (np.isfinite(total)
+                                                         and np.isfinite(norm)))
+        return np.concatenate([stats.reshape(-1), hists.reshape(-1)]).astype(np.float32)
 
     def _post_mortem(self, t) -> None:
         """After a run that ended with non-finite weights or gradients, add a final sample of

@@ -148,9 +148,9 @@ def summarize(record: ProbeRecord) -> list[LayerSummary]:
         rms = grad / np.sqrt(record.n_weights)[None, :]
         rms_ratio = rms / rms[:, -1:]
         growth = grad / grad[:1]
-    nonfinite = (record.column("act_nonfinite") + record.column("grad_nonfinite")).sum(axis=0)
-    nonfinite = nonfinite + np.isinf(grad).sum(axis=0) \
-        + (~np.isfinite(record.column("weight_norm"))).sum(axis=0)
+    # flags (0/1) per sample: NaN/Inf in the outputs, in the gradient, or in the weights
+    nonfinite = (record.column("act_nonfinite") + record.column("grad_nonfinite")
+                 + ~np.isfinite(record.column("weight_norm"))).sum(axis=0)
     med = {name: _median(record.column(name)[w]) for name in
            ("act_mean", "act_std", "saturated", "dead", "grad_norm", "update_ratio")}
     med_ratio, med_rms, med_growth = _median(ratio[w]), _median(rms_ratio[w]), _median(growth[w])
@@ -160,8 +160,7 @@ def summarize(record: ProbeRecord) -> list[LayerSummary]:
                          grad_norm=float(med["grad_norm"][i]), ratio_to_last=float(med_ratio[i]),
                          rms_ratio_to_last=float(med_rms[i]),
                          update_ratio=float(med["update_ratio"][i]),
-                         grad_growth=float(med_growth[i]), nonfinite=int(np.nan_to_num(
-                             nonfinite[i], nan=1)))
+                         grad_growth=float(med_growth[i]), nonfinite=int(np.nan_to_num(nonfinite[i], nan=1)))
             for i in range(len(record.layers))]
 
 

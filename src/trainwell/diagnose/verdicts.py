@@ -122,8 +122,8 @@ class LayerVerdict:
 def _judge_layer(s: LayerSummary, th: Thresholds) -> LayerVerdict:
     found: dict[str, str] = {}
     if s.nonfinite:
-        found[EXPLODING] = f"non-finite values (NaN/Inf: {s.nonfinite}) in its " \
-                           "activations, gradients or weights"
+        found[EXPLODING] = "NaN/Inf in its activations, gradients or weights " \
+                           f"({s.nonfinite}× in the samples)"
     elif _gt(s.update_ratio, th.exploding_update):
         found[EXPLODING] = f"update/weight {s.update_ratio:.2g} > {th.exploding_update:g} per step"
     elif _gt(s.rms_ratio_to_last, th.exploding_rms_ratio):
