@@ -24,6 +24,15 @@ from trainwell.uncertainty import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one CPU thread is fastest, and steady on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _model(batch_norm: str = "before", dropout: float = 0.3, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     model = build_model(input_shape=(6,), n_outputs=3, hidden=[32, 16], batch_norm=batch_norm,

@@ -53,7 +53,7 @@ def export(
 ) -> None:
     """Export a trained run for deployment: fold batch norm, prune, reduce precision, and
     write a TorchScript / torch.export / ONNX / safetensors artifact into a new folder
-    RUN/export/<timestamp>-<options>/ (with export.json: options, sha256, table, inputs).
+    `RUN/export/<timestamp>-<options>/` (with `export.json`: options, sha256, table, inputs).
 
     Prints validation/test accuracy and loss, parameters and non-zeros, file size and
     latency per batch (batch 1 and 1024) of the exported model against the original (the
