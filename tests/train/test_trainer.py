@@ -140,3 +140,16 @@ def test_fit_again_continues_for_more_epochs(blobs, mlp):
     t.fit(x, y, epochs=2, batch_size=60)
     t.fit(x, y, epochs=1, batch_size=60)
     assert t.epoch == 3 and t.step == 9 and [e["epoch"] for e in t.history] == [1, 2, 3]
+
+
+def test_same_seed_same_run_other_seed_other_order(blobs, mlp):
+    x, y, _, _ = blobs
+
+    def run(seed):
+        t = Trainer(mlp(dropout=0.3), optimizer="momentum", lr=0.05, seed=seed)
+        t.fit(x, y, epochs=2, batch_size=16)
+        return [e["loss"] for e in t.history], t.model.state_dict()
+
+    (h1, w1), (h2, w2), (h3, _) = run(4), run(4), run(5)
+    assert h1 == h2 and all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert h1 != h3
