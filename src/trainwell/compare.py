@@ -479,7 +479,8 @@ def comparison_rows(variants: Sequence[Variant], outcomes: Sequence[RunOutcome]
         mc, mc_std = _mean_std([o.mc_accuracy for o in mine if o.mc_accuracy is not None])
         kept = _mean_std([o.kept_accuracy for o in mine if o.kept_accuracy is not None])[0]
         rows.append(dict(
-            variant=v.name, changes=dict(v.changes), seeds=[o.seed for o in mine],
+            variant=v.name, description=v.recipe.description, changes=dict(v.changes),
+            seeds=[o.seed for o in mine],
             metric=mine[0].metric if mine else "", best_mean=best, best_std=best_std,
             best_epochs=[o.best_epoch for o in mine],
             epochs_run=[len(o.epochs) for o in mine],
@@ -672,7 +673,8 @@ def write_comparison_report(c: Comparison, *, title: str = "Comparison",
     parts.append("</table><h2>What each variant changes</h2><ul>")
     for r in c.rows:
         ch = ", ".join(f"<code>{e(k)} = {e(str(v))}</code>" for k, v in r["changes"].items())
-        parts.append(f"<li><b>{e(r['variant'])}</b>: {ch or 'the base recipe'}</li>")
+        desc = f" — {e(r['description'])}" if r.get("description") else ""
+        parts.append(f"<li><b>{e(r['variant'])}</b>: {ch or 'the base recipe'}{desc}</li>")
     parts.append("</ul><h2>Learning curves</h2>")
     for png in sorted((c.dir / "plots").glob("*.png")):
         data = base64.b64encode(png.read_bytes()).decode("ascii")

@@ -83,3 +83,22 @@ def test_tune_bad_space_lists_the_valid_fields(runner, tiny_dir, tmp_path):
     assert result.exit_code == 2
     assert "optimizer.learning_rate" in result.output and "optimizer.lr" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_spec_with_vary_keeps_each_variant_settings(runner, tiny_dir, tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'name = "mini"\nseeds = [3]\nset = ["train.epochs=1"]\n'
+                    f'[[variants]]\nname = "plain"\nrecipe = "{(tiny_dir / "tiny.toml").as_posix()}"\n'
+                    f'mc_samples = 3\n')
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["compare", "--spec", str(spec), "--vary",
+                                 "model.activation=relu,elu", "--quiet", "--out", str(out)],
+                           env=WIDE)
+    assert result.exit_code == 0, result.output
+    (folder,) = list(out.iterdir())
+    data = json.loads((folder / "comparison.json").read_text())
+    assert [r["variant"] for r in data["rows"]] == ["plain,activation=relu",
+                                                    "plain,activation=elu"]
+    assert data["seeds"] == [3] and all(r["mc_mean"] is not None for r in data["rows"])
+    assert all(len(run["epochs"]) == 1 for run in data["runs"])
+    assert "without MC" in result.output

@@ -69,8 +69,14 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("--spec", spec, "either a spec or recipes, not both")
             s = load_spec(spec)
             variants = spec_variants(s, overrides)
-            if axes:
-                variants = grid_variants([(v.name, v.recipe) for v in variants], axes)
+            if axes:  # every spec variant × the --vary grid, keeping its MC setting
+                grid = []
+                for v in variants:
+                    for g in grid_variants([(v.name, v.recipe)], axes):
+                        g.name, g.mc_samples = f"{v.name},{g.name}", v.mc_samples
+                        g.changes = {**v.changes, **g.changes}
+                        grid.append(g)
+                variants = grid
             run_seeds = parse_seeds(seeds) if seeds else s.seeds
             label, description = name or s.name, s.description
         else:
