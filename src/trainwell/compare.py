@@ -670,7 +670,12 @@ def write_comparison_report(c: Comparison, *, title: str = "Comparison",
         cls = " class='best'" if i == best else ""
         parts.append(f"<tr{cls}>" + "".join(f"<td>{e(cells.get(col, ''))}</td>" for col in cols)
                      + "</tr>")
-    parts.append("</table><h2>What each variant changes</h2><ul>")
+    seeds = ", ".join(str(x) for x in sorted({o.seed for o in c.outcomes}))
+    parts.append(f"</table><p>best {e(_metric_label(c.metric))}: mean ± sample standard "
+                 f"deviation over seeds {seeds} of each run's best epoch; best epoch and epochs "
+                 "run are listed per seed; time/epoch is the mean epoch time (training and "
+                 "validation); the best variant is in bold.</p>")
+    parts.append("<h2>What each variant changes</h2><ul>")
     for r in c.rows:
         ch = ", ".join(f"<code>{e(k)} = {e(str(v))}</code>" for k, v in r["changes"].items())
         desc = f" — {e(r['description'])}" if r.get("description") else ""
