@@ -23,6 +23,7 @@ from trainwell.export import (
     export_model,
     kernel_sparsity,
     linear_kernels,
+    paired_ratio,
     prune_model,
     to_precision,
 )
@@ -264,6 +265,7 @@ def test_latency_is_the_median_time_per_call():
     fast_t, slow_t = compare_latency([lambda x: x, slow], torch.zeros(1), warmup=1,
                                      repeats=3, min_block_s=0.0)
     assert slow_t >= 0.004 and fast_t < slow_t / 10
+    assert paired_ratio([1.0, 2.0, 4.0], [2.0, 2.0, 2.0]) == 1.0   # median of 2, 1, 0.5
 
 
 def test_exports_never_overwrite_and_write_a_manifest(trained, tmp_path):
@@ -275,6 +277,8 @@ def test_exports_never_overwrite_and_write_a_manifest(trained, tmp_path):
     assert manifest["input"]["shape"] == ["batch", 10]
     assert len(manifest["files"]["model.torchscript.pt"]["sha256"]) == 64
     assert manifest["table"] == a.table
+    latency = next(r for r in a.table if r[0] == "latency, batch 1")
+    assert latency[3] == f"×{a.exported['latency_1_ratio']:.2f}"
 
 
 # --------------------------------------------------------------------------- CLI

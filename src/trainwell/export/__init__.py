@@ -22,7 +22,13 @@ from trainwell.export.formats import (
     load_artifact,
     write_artifact,
 )
-from trainwell.export.measure import compare_latency, measure_latency, score
+from trainwell.export.measure import (
+    compare_latency,
+    measure_latency,
+    paired_ratio,
+    score,
+    time_rounds,
+)
 from trainwell.export.transform import (
     DTYPES,
     PRECISIONS,
@@ -41,5 +47,5 @@ __all__ = [
     "PRECISIONS", "DTYPES", "prune_model", "kernel_sparsity", "count_parameters",
     "linear_kernels",
     "to_precision", "DeployedModel",
-    "measure_latency", "compare_latency", "score",
+    "measure_latency", "compare_latency", "time_rounds", "paired_ratio", "score",
 ]

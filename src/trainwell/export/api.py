@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,13 @@ from trainwell.export.formats import (
     load_artifact,
     write_artifact,
 )
-from trainwell.export.measure import compare_latency, compressed_size, file_size, score
+from trainwell.export.measure import (
+    compressed_size,
+    file_size,
+    paired_ratio,
+    score,
+    time_rounds,
+)
 from trainwell.export.transform import (
     DTYPES,
     PRECISIONS,
@@ -180,7 +187,9 @@ def _table(original: dict[str, float], exported: dict[str, float],
     for key, label in (("latency_1", "latency, batch 1"),
                        ("latency_large", f"latency, batch {large}")):
         a, b = original[key], exported[key]
-        rows.append([label, _seconds(a), _seconds(b), _ratio(a, b)])
+        ratio = exported.get(f"{key}_ratio")
+        rows.append([label, _seconds(a), _seconds(b),
+                     f"×{ratio:.2f}" if ratio is not None else _ratio(a, b)])
     return rows
 
 
@@ -341,8 +350,9 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
                   "int8": "int8 dynamic quantization of the linear layers"}[precision])
     text = (f"{'; '.join(steps)}; {format} artifact {folder.name}/"
             f"{ARTIFACT_FILES[format][0]}. Original = the same model in the same format at "
-            "fp32 without folding or pruning. Latency: median of timed blocks after warm-up "
-            f"on this machine's CPU (torch threads: {n_threads}). The artifact read back from "
+            f"fp32 without folding or pruning. Latency on this machine's CPU (torch threads: "
+            f"{n_threads}): median of timed blocks after warm-up; its change is the median of "
+            "the per-round ratios (both models timed back to back). The artifact read back from "
             f"disk reproduces the exported model's logits (largest difference {max_diff:.2g}).")
     warnings = _data_warnings(run_dir, orig_n)
     if warnings:
@@ -414,5 +424,7 @@ def _measure(original: nn.Module, net: nn.Module, baseline: Any, artifact: Any,
                                                          compressed_size(files))
     for key, rows in (("latency_1", 1), ("latency_large", large)):
         x = _inputs(example, splits, rows)
-        orig[key], exp[key] = compare_latency([baseline, artifact], x, repeats=repeats)
+        base_t, exp_t = time_rounds([baseline, artifact], x, repeats=repeats)
+        orig[key], exp[key] = statistics.median(base_t), statistics.median(exp_t)
+        exp[f"{key}_ratio"] = paired_ratio(base_t, exp_t)
     return orig, exp, keys

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["measure_latency", "compare_latency", "file_size", "compressed_size", "score"]
+__all__ = ["measure_latency", "compare_latency", "time_rounds", "paired_ratio", "file_size",
+           "compressed_size", "score"]
 
 
 def _block_calls(fn: Callable[[Tensor], Tensor], x: Tensor, min_block_s: float) -> int:
@@ -22,18 +23,17 @@ def _block_calls(fn: Callable[[Tensor], Tensor], x: Tensor, min_block_s: float) 
     return max(1, min(1000, int(min_block_s / once)))
 
 
-def compare_latency(fns: Sequence[Callable[[Tensor], Tensor]], x: Tensor, *, warmup: int = 5,
-                    repeats: int = 15, min_block_s: float = 0.005) -> list[float]:
-    """Median seconds per call of each function on the same input, timed alternately.
+def time_rounds(fns: Sequence[Callable[[Tensor], Tensor]], x: Tensor, *, warmup: int = 5,
+                repeats: int = 15, min_block_s: float = 0.005) -> list[list[float]]:
+    """Seconds per call of each function, one value per timed round, timed alternately.
 
     Each function is called ``warmup`` times first (TorchScript optimizes on its first
     calls), then ``repeats`` rounds time one block of k calls of every function in turn
-    (k chosen so a block lasts about ``min_block_s``); interleaving keeps a busy machine
-    from favouring whichever model happens to be timed in a quiet moment. Runs under
-    ``torch.inference_mode``.
+    (k chosen so a block lasts about ``min_block_s``); interleaving means a busy machine
+    slows every function of a round alike. Runs under ``torch.inference_mode``.
 
     Returns:
-        The median over rounds of block time / k, one per function, in seconds.
+        ``times[i][r]``: block time / k of function i in round r, in seconds.
     """
     with torch.inference_mode():
         for fn in fns:
@@ -47,7 +47,25 @@ def compare_latency(fns: Sequence[Callable[[Tensor], Tensor]], x: Tensor, *, war
                 for _ in range(k):
                     fn(x)
                 times[i].append((time.perf_counter() - t0) / k)
+    return times
+
+
+def compare_latency(fns: Sequence[Callable[[Tensor], Tensor]], x: Tensor, *, warmup: int = 5,
+                    repeats: int = 15, min_block_s: float = 0.005) -> list[float]:
+    """Median seconds per call of each function on the same input (see :func:`time_rounds`).
+
+    Example:
+        >>> compare_latency([model, exported], torch.randn(1024, 784))   # doctest: +SKIP
+        [0.0039, 0.0021]
+    """
+    times = time_rounds(fns, x, warmup=warmup, repeats=repeats, min_block_s=min_block_s)
     return [statistics.median(t) for t in times]
+
+
+def paired_ratio(base: Sequence[float], other: Sequence[float]) -> float:
+    """Median over rounds of other/base: each round's two timings ran back to back, so load
+    that comes and goes cancels out of the ratio much better than out of either median."""
+    return statistics.median(o / b for b, o in zip(base, other, strict=True) if b > 0)
 
 
 def measure_latency(fn: Callable[[Tensor], Tensor], x: Tensor, *, warmup: int = 5,
