@@ -177,6 +177,8 @@ def test_calibration_matches_a_hand_computation():
     assert c.bin_confidence[2:] == pytest.approx([0.475, 0.675, 0.875])
     assert all(math.isnan(v) for v in c.bin_accuracy[:2])
     assert c.bin_edges == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    as_json = json.loads(json.dumps(c.as_dict(), allow_nan=False))
+    assert as_json["bin_accuracy"][:2] == [None, None] and as_json["ece"] == c.ece
 
 
 def test_binary_calibration_uses_the_predicted_class_confidence():

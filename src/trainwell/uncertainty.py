@@ -113,8 +113,13 @@ class CalibrationResult:
     bin_confidence: list[float]
 
     def as_dict(self) -> dict[str, Any]:
-        """All fields as plain Python values (JSON-ready)."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """All fields as plain Python values, JSON-ready (empty bins' NaN become ``None``)."""
+        def clean(v: Any) -> Any:
+            if isinstance(v, list):
+                return [clean(e) for e in v]
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        return {k: clean(getattr(self, k)) for k in self.__dataclass_fields__}
 
 
 @dataclass
