@@ -65,6 +65,10 @@ _EXPORTS: dict[str, str] = {
     "EarlyStopping": "trainwell.train",
     "ModelCheckpoint": "trainwell.train",
     "History": "trainwell.train",
+    "NanGuard": "trainwell.train",
+    "HistoryLogger": "trainwell.train",
+    "ProgressCallback": "trainwell.train",
+    "BatchIterator": "trainwell.train",
     # recipes and runs
     "Recipe": "trainwell.recipe",
     "load_recipe": "trainwell.recipe",
