@@ -219,7 +219,8 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
     test accuracy and loss (on the run's data, reloaded through its recipe), parameters and
     non-zeros, linear-weight sparsity, file size (and zlib-compressed size, where zeros
     pay off), and latency per batch for batch 1 and ``large_batch`` (median of
-    ``timing_repeats`` interleaved timed blocks after warm-up, on this machine's CPU).
+    ``timing_repeats`` interleaved timed blocks after warm-up, on this machine's CPU; the
+    change is the median of the per-round ratios, robust to a machine whose load varies).
 
     For a run directory the table is also added to ``summary.json`` as the section
     "Export <folder name>" and ``report.html`` is rebuilt.
@@ -262,6 +263,10 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         >>> res.folder / "model.torchscript.pt"                         # doctest: +SKIP
     """
     _validate(fold_bn, prune, sparsity, precision, format)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError("threads", threads, "a number of CPU threads ≥ 1")
+    if not isinstance(large_batch, int) or large_batch < 2:
+        raise ConfigError("large_batch", large_batch, "a batch size ≥ 2")
     run_dir: Path | None = None
     extra: dict[str, Any] = {}
     if isinstance(run_or_model, nn.Module):
@@ -278,10 +283,6 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
             splits = loaded.splits_loader()
     config = getattr(model, "trainwell_config", None) or {}
     task = task or extra.get("task") or config.get("task") or "multiclass"
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError("threads", threads, "a number of CPU threads ≥ 1")
-    if not isinstance(large_batch, int) or large_batch < 2:
-        raise ConfigError("large_batch", large_batch, "a batch size ≥ 2")
 
     # a private fp32 CPU copy: the caller's model keeps its device, dtype and mode
     original = copy.deepcopy(model).float().cpu().eval()
