@@ -69,6 +69,11 @@ _EXPORTS: dict[str, str] = {
     "HistoryLogger": "trainwell.train",
     "ProgressCallback": "trainwell.train",
     "BatchIterator": "trainwell.train",
+    # shipping and uncertainty
+    "export_model": "trainwell.export",
+    "mc_predict": "trainwell.uncertainty",
+    "calibration": "trainwell.uncertainty",
+    "evaluate_uncertainty": "trainwell.uncertainty",
     # recipes and runs
     "Recipe": "trainwell.recipe",
     "load_recipe": "trainwell.recipe",
