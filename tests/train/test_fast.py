@@ -1,0 +1,165 @@
+"""The fast (whole-step compiled) training step against the eager step it must equal."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainwell.train.fast import StepOutput, make_train_step, needs_eager_step
+
+
+def _net(seed: int = 0, bn: bool = False) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Linear(6, 16)]
+    if bn:
+        layers.append(nn.BatchNorm1d(16))
+    layers += [nn.SELU(), nn.Linear(16, 8), nn.SELU(), nn.Linear(8, 3)]
+    return nn.Sequential(*layers)
+
+
+def _batches(n: int = 6, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(12, 6, generator=g), torch.randint(0, 3, (12,), generator=g))
+            for _ in range(n)]
+
+
+def _run(step, opt, batches, lrs):
+    out = []
+    for (xb, yb), lr in zip(batches, lrs, strict=True):
+        for g in opt.param_groups:  # a schedule changing the lr every step
+            g["lr"] = lr
+        out.append(step(xb, yb))
+    return out
+
+
+def _oracle_sgd(model, batches, lrs, clip_norm, l2):
+    """θ ← θ − η ∇(CE + l2·Σw²) with per-tensor norm clipping, written out by hand."""
+    for (xb, yb), lr in zip(batches, lrs, strict=True):
+        model.zero_grad()
+        kernels = [m.weight for m in model if isinstance(m, nn.Linear)]
+        loss = F.cross_entropy(model(xb), yb) + l2 * sum((w * w).sum() for w in kernels)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                g = p.grad * (clip_norm / max(float(p.grad.norm()), clip_norm))
+                p -= lr * g
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """Compiled graphs and their guards must not leak from one test into another."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "nadam"])
+def test_compiled_step_equals_eager_step(opt_name, fresh_dynamo):
+    eager_model, fast_model = _net(), _net()
+    make = {"sgd": lambda m: torch.optim.SGD(m.parameters(), lr=0.05, foreach=True),
+            "nadam": lambda m: torch.optim.NAdam(m.parameters(), lr=0.01, foreach=True)}[opt_name]
+    eager_opt, fast_opt = make(eager_model), make(fast_model)
+    kw = {"clip_norm": 0.5, "l2": 1e-3, "max_norm": 2.0}
+    eager = make_train_step(eager_model, F.cross_entropy, eager_opt, **kw)
+    fast = make_train_step(fast_model, F.cross_entropy, fast_opt, compile=True, **kw)
+    batches, lrs = _batches(6), [0.05, 0.04, 0.03, 0.02, 0.01, 0.005]
+    if opt_name == "nadam":
+        lrs = [lr / 5 for lr in lrs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no silent fallback to eager
+        ref, got = _run(eager, eager_opt, batches, lrs), _run(fast, fast_opt, batches, lrs)
+    assert fast.compiled and fast.compiled_steps == 5  # the first step creates optimizer state
+    for a, b in zip(ref, got, strict=True):
+        torch.testing.assert_close(b.loss, a.loss, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b.logits, a.logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b.penalty, a.penalty, rtol=1e-5, atol=1e-7)
+    for pe, pf in zip(eager_model.parameters(), fast_model.parameters(), strict=True):
+        torch.testing.assert_close(pf, pe, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(pf.grad, pe.grad, rtol=1e-3, atol=1e-5)  # left for probes
+    # the group's lr is the schedule's float again, and the state matches the eager run
+    assert fast_opt.param_groups[0]["lr"] == lrs[-1]
+    if opt_name == "nadam":
+        for pe, pf in zip(eager_model.parameters(), fast_model.parameters(), strict=True):
+            torch.testing.assert_close(fast_opt.state[pf]["exp_avg"],
+                                       eager_opt.state[pe]["exp_avg"], rtol=1e-4, atol=1e-7)
+
+
+def test_eager_step_follows_the_update_rule():
+    """Oracle: SGD with per-tensor clipping and an ℓ2 kernel penalty written out by hand."""
+    model, ref = _net(), _net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = make_train_step(model, F.cross_entropy, opt, clip_norm=0.3, l2=0.01)
+    batches, lrs = _batches(3), [0.1, 0.05, 0.02]
+    outs = _run(step, opt, batches, lrs)
+    _oracle_sgd(ref, batches, lrs, clip_norm=0.3, l2=0.01)
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert isinstance(outs[0], StepOutput) and not outs[0].loss.requires_grad
+    kernels = [m.weight.detach() for m in _net() if isinstance(m, nn.Linear)]
+    assert float(outs[0].penalty) == pytest.approx(0.01 * float(sum((w * w).sum()
+                                                                   for w in kernels)), rel=1e-5)
+
+
+def test_fallback_when_compile_is_unavailable(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model, ref = _net(), _net()
+    opt, ref_opt = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, ref))
+    with pytest.warns(RuntimeWarning, match="eager mode") as rec:
+        step = make_train_step(model, F.cross_entropy, opt, compile=True)
+    assert len(rec) == 1 and not step.compiled
+    ref_step = make_train_step(ref, F.cross_entropy, ref_opt)
+    for xb, yb in _batches(3):
+        step(xb, yb), ref_step(xb, yb)
+    assert step.eager_steps == 3
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_fallback_when_the_compiled_graph_fails(monkeypatch):
+    """A failure at the first compiled call (tracing, C++ compiler) warns once, then eager."""
+    model, ref = _net(), _net()
+    opt, ref_opt = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, ref))
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: _raiser)
+    step = make_train_step(model, F.cross_entropy, opt, compile=True)
+    ref_step = make_train_step(ref, F.cross_entropy, ref_opt)
+    with pytest.warns(RuntimeWarning, match="eager mode") as rec:
+        for xb, yb in _batches(4):
+            step(xb, yb), ref_step(xb, yb)
+    assert len(rec) == 1 and not step.compiled and step.eager_steps == 4
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    assert opt.param_groups[0]["lr"] == 0.1 and not isinstance(opt.param_groups[0]["lr"],
+                                                                torch.Tensor)
+
+
+def _raiser(*args, **kwargs):
+    raise RuntimeError("C++ compiler not found")
+
+
+def test_needs_eager_step_for_callbacks_that_look_inside_the_step():
+    class Probe:
+        every = 5
+
+    Probe.__name__ = "GradientProbe"
+
+    class NanGuard:
+        check_every = 10
+
+    class Asks:
+        def needs_backward_hook(self, step):
+            return step == 3
+
+    class Unknown:
+        def on_after_backward(self, t, step): ...
+
+    assert [s for s in range(12) if needs_eager_step([Probe()], s)] == [0, 5, 10]
+    assert [s for s in range(25) if needs_eager_step([NanGuard()], s)] == [9, 19]
+    assert [s for s in range(6) if needs_eager_step([Asks()], s)] == [3]
+    assert needs_eager_step([Unknown()], 1) and not needs_eager_step([], 1)
