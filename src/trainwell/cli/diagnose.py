@@ -99,13 +99,16 @@ def diagnose_command(
         if tensorboard is not None:
             write_tensorboard(record, tensorboard)
     else:
-        if tensorboard is not None:   # fail before training when the extra is missing
+        from trainwell.diagnose.api import _resolve_recipe
+
+        recipe = _resolve_recipe(source, overrides)   # bad input fails before any training
+        if tensorboard is not None:
             from trainwell.diagnose.tensorboard import _summary_writer
             _summary_writer()
         if not quiet:
-            console.print(f"diagnosing {source}: {steps or 300} steps with probes on…")
-        result = diagnose(source, steps=steps or 300, every=every, overrides=overrides,
-                          tensorboard=tensorboard, progress=not quiet)
+            console.print(f"diagnosing {recipe.name}: {steps or 300} steps with probes on…")
+        result = diagnose(recipe, steps=steps or 300, every=every, tensorboard=tensorboard,
+                          progress=not quiet)
         record, diagnosis = result.record, result.diagnosis
         title = f"Gradient health — {result.recipe.name}"
         if out is not None:

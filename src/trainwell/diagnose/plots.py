@@ -63,18 +63,23 @@ def plot_gradient_heatmap(record: ProbeRecord, path: str | os.PathLike,
 
 def plot_activation_std(record: ProbeRecord, path: str | os.PathLike,
                         title: str = "activation std per layer") -> Path:
-    """Activation standard deviation of each layer over training, coloured by depth (dark =
-    lowest). Collapsing curves mean the signal dies out; curves at the activation's bound mean
-    saturation."""
-    std = record.column("act_std")
-    n = len(record.layers)
+    """Activation standard deviation of each hidden layer over training, coloured by depth
+    (dark = lowest). Curves collapsing toward 0 mean the signal dies out on its way up;
+    growing ones, that it explodes; a sigmoid stuck near std 0.5 is saturated (outputs at 0
+    and 1)."""
+    # hidden layers only: the logits' scale says nothing about the signal and would squash
+    # the other curves (layers without an activation module are kept when none has one)
+    keep = [i for i, k in enumerate(record.kinds) if k != "none"] or list(range(len(record.layers)))
+    std = record.column("act_std")[:, keep]
+    names = [record.layers[i] for i in keep]
+    n = len(keep)
     fig, ax = _figure(7.0, 4.0)
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
-    for i in range(n):
-        ax.plot(record.steps, std[:, i], color=cmap(i / max(1, n - 1)), lw=1.2,
-                label=record.layers[i] if n <= 10 else None, marker="o" if len(record) < 3
+    for j in range(n):
+        ax.plot(record.steps, std[:, j], color=cmap(j / max(1, n - 1)), lw=1.2,
+                label=names[j] if n <= 10 else None, marker="o" if len(record) < 3
                 else None, markersize=3)
     if n <= 10:
         ax.legend(fontsize=7, ncol=2)
