@@ -74,6 +74,10 @@ _EXPORTS: dict[str, str] = {
     "mc_predict": "trainwell.uncertainty",
     "calibration": "trainwell.uncertainty",
     "evaluate_uncertainty": "trainwell.uncertainty",
+    # fine-tuning
+    "find_lr": "trainwell.lrfind",
+    "run_comparison": "trainwell.compare",
+    "run_study": "trainwell.tune",
     # recipes and runs
     "Recipe": "trainwell.recipe",
     "load_recipe": "trainwell.recipe",
