@@ -163,3 +163,29 @@ def test_needs_eager_step_for_callbacks_that_look_inside_the_step():
     assert [s for s in range(25) if needs_eager_step([NanGuard()], s)] == [9, 19]
     assert [s for s in range(6) if needs_eager_step([Asks()], s)] == [3]
     assert needs_eager_step([Unknown()], 1) and not needs_eager_step([], 1)
+
+
+def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dynamo):
+    """Trainer(compile=True): the same weights, BN statistics and history as the eager run,
+    with an lr that changes every step and NanGuard steps running eagerly in between."""
+    from trainwell.train import NanGuard, Trainer
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(96, 6, generator=g), torch.randint(0, 3, (96,), generator=g)
+
+    def run(compile_):
+        t = Trainer(_net(bn=True), optimizer="momentum", lr=0.05, schedule="exponential",
+                    schedule_params={"decay_steps": 4}, clip_global_norm=1.0, l1=1e-4,
+                    callbacks=[NanGuard(check_every=4)], device="cpu", compile=compile_)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            t.fit(x, y, epochs=2, batch_size=16)
+        return t
+
+    ref, fast = run(False), run(True)
+    assert fast._fast.compiled_steps > 0 and fast._fast.compiled_steps < fast.step
+    for k, v in ref.model.state_dict().items():
+        torch.testing.assert_close(fast.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+    for a, b in zip(ref.history, fast.history, strict=True):
+        for key in ("loss", "accuracy", "penalty", "lr"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4)

@@ -141,8 +141,13 @@ class TrainStep:
             self.max_norm
         penalty_of = self._penalty
 
-        def objective(weights, xb, yb):
-            logits = functional_call(model, dict(zip(names, weights, strict=True)), (xb,))
+        buffer_names = [n for n, _ in model.named_buffers()]
+
+        def objective(weights, buffers, xb, yb):
+            # Buffers are explicit inputs: batch norm updates its running statistics in place.
+            tensors = dict(zip(names, weights, strict=True))
+            tensors.update(zip(buffer_names, buffers, strict=True))
+            logits = functional_call(model, tensors, (xb,))
             loss = loss_fn(logits, yb)
             if penalized:
                 penalty = penalty_of([weights[i] for i in kernel_idx])
@@ -150,8 +155,9 @@ class TrainStep:
             return loss, (logits, loss, loss)
 
         def step(xb, yb):
+            buffers = tuple(b for _, b in model.named_buffers())
             grads, (_, (logits, loss, penalty)) = grad_and_value(objective, has_aux=True)(
-                tuple(params), xb, yb)
+                tuple(params), buffers, xb, yb)
             torch._foreach_copy_([p.grad for p in params], list(grads))
             if clipping:
                 clip_gradients(params, **clip)

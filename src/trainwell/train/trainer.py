@@ -25,6 +25,7 @@ from trainwell.tasks import Task, get_task
 from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList
 from trainwell.train.checkpoint import find_checkpoint
+from trainwell.train.fast import make_train_step, needs_eager_step
 from trainwell.train.history import History
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
 
@@ -85,7 +86,9 @@ class Trainer:
         callbacks: :class:`Callback` instances (EarlyStopping, ModelCheckpoint, NanGuard, ...).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
         seed: seeds torch, NumPy, Python ``random`` and the shuffling generator (default 0).
-        compile: run the forward and loss through ``torch.compile``; on any failure trainwell
+        compile: compile the whole step (forward, backward, clipping, optimizer update,
+            max-norm) into one graph with ``torch.compile`` (see ``trainwell.train.fast``;
+            the first step takes seconds to compile); on any failure trainwell
             warns once and trains eagerly.
 
     Attributes:
@@ -153,6 +156,7 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.compile = bool(compile)
         self._compiled = None
+        self._fast = None  # the compiled whole step (compile=True)
         self.generator = torch.Generator().manual_seed(seed)  # shuffling only (CPU, resumable)
 
         self.history = History()
@@ -259,6 +263,15 @@ class Trainer:
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int):
         """Global step ``step`` on one batch; returns the logits. No host sync in here."""
         opt = self.optimizer
+        if self._fast is not None and not needs_eager_step(self._after_backward, step):
+            # compile=True: the same update as below, captured as one graph (train/fast.py);
+            # steps a callback looks inside (probes, NaN checks) run the eager code below.
+            logits, self.last_loss, penalty = self._fast(xb, yb)
+            if penalty is not None:
+                self._sums["penalty"].add_(penalty, alpha=len(yb))
+            if self._per_step_lr:
+                self._apply_schedule(opt, self.schedule, step + 1)
+            return logits
         opt.zero_grad(set_to_none=True)
         logits, loss = self._fwd(xb, yb)  # forward + data loss (mean over the batch)
         self.last_loss = loss.detach()  # NanGuard reads it every k steps
@@ -385,13 +398,10 @@ class Trainer:
         self._after_backward = self.callbacks.after_backward
         self._per_step_lr = not (getattr(self.schedule, "name", "") in _STEPLESS
                                  and self.schedule.momentum_at(0) is None)
-        if self.compile and self._compiled is None:
-            try:
-                self._compiled = torch.compile(self._forward_loss)
-            except Exception as e:
-                warnings.warn(f"torch.compile is unavailable ({e}); training in eager mode",
-                              RuntimeWarning, stacklevel=3)
-                self.compile = False
+        if self.compile and self._fast is None:  # warns once and stays eager on failure
+            self._fast = make_train_step(self.model, self.task.loss, self.optimizer,
+                                         **self.clip, l1=self.l1, l2=self.l2,
+                                         max_norm=self.max_norm, compile=True)
 
     def _new_sums(self) -> dict[str, torch.Tensor]:
         names = ["loss", *self.task.metrics] + (["penalty"] if self._penalized else [])
