@@ -207,3 +207,22 @@ def test_divergence_between_samples_is_caught_at_fit_end():
     probe.on_fit_end(helpers.FakeTrainer(model))
     rec = probe.record()
     assert len(rec) == 2 and rec.column("grad_nonfinite")[-1, 1] == 1
+
+
+def test_probe_works_inside_the_trainer_with_compile_and_only_on_sampled_steps():
+    import warnings
+
+    from trainwell.train import Trainer
+
+    torch.manual_seed(0)
+    model = _net()
+    x, y = helpers.synthetic(n=256, d=6)
+    probe = GradientProbe(every=3)
+    assert [probe.needs_backward_hook(s) for s in range(4)] == [True, False, False, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = Trainer(model, lr=0.01, callbacks=[probe], device="cpu", compile=True)
+        trainer.fit(x, y, epochs=1, batch_size=32)
+    rec = probe.record()
+    assert rec.steps.tolist() == [0, 3, 6]
+    assert np.isfinite(rec.column("act_std")).all() and (rec.column("update_norm") > 0).all()
