@@ -106,7 +106,12 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
         model = reuse_layers(source, n_outputs=n_outputs, task=task, reuse=reuse)
     run_dir = new_run_dir(out, f"{recipe.name}-on-{source_name}")
     if console is not None:
+        from trainwell.transfer import freeze
+
+        if frozen_epochs > 0:
+            freeze(model)       # as in phase 1, so the summary counts the frozen parameters
         console.print(f"[bold]{recipe.name}[/bold] on the layers of {source_run} → {run_dir}")
+        console.print("phase 1 (frozen reused layers):")
         console.print(str(model_summary(model, splits.input_shape)), markup=False,
                       highlight=False)
     kwargs = trainer_kwargs(recipe, splits)
