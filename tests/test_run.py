@@ -178,7 +178,8 @@ def test_fit_diagnosis_says_overfitting_when_val_loss_rises():
 def test_fit_diagnosis_uses_the_accuracy_gap():
     hist = [{"epoch": i + 1, "loss": 0.5, "val_loss": 0.6} for i in range(5)]
     d = fit_diagnosis(hist, {"train_accuracy": 0.99, "val_accuracy": 0.85})
-    assert d["verdict"] == "overfitting" and "14.0 points" in d["text"]
+    assert d["verdict"] == "generalization_gap" and "14.0 points" in d["text"]
+    assert "Regularization" in d["text"]
 
 
 def test_fit_diagnosis_says_train_longer_while_improving():

@@ -119,8 +119,10 @@ def fit_diagnosis(history: Sequence[dict[str, Any]],
     known (training curves under dropout are pessimistic, so ``final`` is preferred):
 
     - **overfitting**: the validation loss ended ``OVERFIT_RISE`` (10 %) above its minimum while
-      the training loss kept falling, or train − validation accuracy > ``GAP_ACCURACY`` (5
-      points) → regularization (dropout, ℓ2, max-norm), early stopping, more data.
+      the training loss kept falling → regularization (dropout, ℓ2, max-norm), early
+      stopping, more data.
+    - **generalization gap**: train − validation accuracy > ``GAP_ACCURACY`` (5 points) while
+      the validation loss did not rise → regularization or more data may close it.
     - **still improving**: the validation loss fell more than 1 % over the last three epochs
       → more epochs (or a higher learning rate).
     - **underfitting**: the training loss changed less than 1 % over the last three epochs and
@@ -148,17 +150,21 @@ def fit_diagnosis(history: Sequence[dict[str, Any]],
     train_falling = train[-1] < train[best_i]
     gap = (tr_acc - va_acc) if tr_acc is not None and va_acc is not None else None
     k = min(3, len(val) - 1)
-    if (rise > OVERFIT_RISE and train_falling) or (gap is not None and gap > GAP_ACCURACY):
-        parts = []
-        if rise > OVERFIT_RISE and train_falling:
-            parts.append(f"the validation loss ended {rise:.0%} above its minimum (epoch "
-                         f"{best_i + 1}) while the training loss kept falling")
-        if gap is not None and gap > GAP_ACCURACY:
-            parts.append(f"training accuracy is {gap * 100:.1f} points above validation "
-                         f"accuracy ({tr_acc:.3f} vs {va_acc:.3f})")
+    rising = rise > OVERFIT_RISE and train_falling
+    wide = gap is not None and gap > GAP_ACCURACY
+    gap_text = (f"training accuracy is {gap * 100:.1f} points above validation accuracy "
+                f"({tr_acc:.3f} vs {va_acc:.3f})") if wide else ""
+    if rising:
+        parts = [f"the validation loss ended {rise:.0%} above its minimum (epoch {best_i + 1}) "
+                 "while the training loss kept falling"] + ([gap_text] if wide else [])
         return {"verdict": "overfitting",
                 "text": "Overfitting: " + " and ".join(parts) + ". Add regularization "
                         "(dropout, ℓ2, max-norm), keep early stopping, or get more data."}
+    if wide:
+        return {"verdict": "generalization_gap",
+                "text": f"Generalization gap: {gap_text}, although the validation loss did not "
+                        "rise. Regularization (dropout, ℓ2 / weight decay, max-norm) or more "
+                        "data may close the gap."}
     if _rel(val[-1 - k], val[-1]) > STILL_IMPROVING and best_i == len(val) - 1:
         return {"verdict": "still_improving",
                 "text": f"Still improving: the validation loss fell {_rel(val[-1 - k], val[-1]):.1%} "
