@@ -22,9 +22,9 @@ Why these thresholds:
   similar pace; a layer whose gradient is 100× smaller than the top layer's learns 100× slower
   at the same learning rate — it is effectively frozen. The norm ratio is conservative: lower
   layers usually hold *more* weights, which makes their norm larger for the same per-weight
-  gradient. Healthy networks (He + ReLU/ELU, SELU + LeCun, sigmoid + batch norm, 20 layers)
-  measure 0.3–5; a 20-layer sigmoid network with N(0, 1) weights measures 1e-4 in its lowest
-  layers.
+  gradient. Healthy networks (He + ReLU/ELU, SELU + LeCun, sigmoid + batch norm, 20–30
+  layers) measure 0.3–6 in every layer; sigmoid networks of the same depth with N(0, 1)
+  weights measure 1e-4–1e-3 in their lowest layers.
 - *exploding*: one NaN/Inf ends training (the seeds: "training will diverge"). An update of
   more than 10 % of a layer's weights in one step (update/weight > 0.1, against the ~1e-3 of a
   well-tuned run) rewrites the layer in about ten steps: the learning rate is too high. The
