@@ -189,3 +189,29 @@ def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dyna
     for a, b in zip(ref.history, fast.history, strict=True):
         for key in ("loss", "accuracy", "penalty", "lr"):
             assert b[key] == pytest.approx(a[key], rel=1e-4)
+
+
+def test_changed_momentum_runs_eagerly_instead_of_recompiling(monkeypatch):
+    """1cycle cycles the momentum every step: such steps take the eager path (no recompiles)."""
+    graph_calls = []
+
+    def fake_compile(fn, **kw):
+        def run(*a):
+            graph_calls.append(1)
+            return fn(*a)
+        return run
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model, ref = _net(), _net()
+    opt, ref_opt = (torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (model, ref))
+    step = make_train_step(model, F.cross_entropy, opt, compile=True)
+    ref_step = make_train_step(ref, F.cross_entropy, ref_opt)
+    moms = [0.9, 0.9, 0.9, 0.85, 0.8, 0.8]
+    for (xb, yb), m in zip(_batches(6), moms, strict=True):
+        for o in (opt, ref_opt):
+            o.param_groups[0]["momentum"] = m
+        step(xb, yb), ref_step(xb, yb)
+    # step 1 primes the state; steps 2-3 share the first graph's momentum; later ones differ
+    assert len(graph_calls) == 2 and step.eager_steps == 4
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

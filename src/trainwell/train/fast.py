@@ -14,8 +14,8 @@ eager step does, and with ``compile=True`` it captures the whole step with ``tor
 
 all under one graph with no host sync. The learning rate enters as a 0-dim tensor for the
 optimizers that accept one (SGD family, NAdam, RMSProp, AdaGrad, AdaMax), so a schedule that
-changes it every step does not recompile; for Adam/AdamW a changed lr runs that step eagerly
-instead of recompiling. Any failure to compile warns once and the step runs eagerly from then
+changes it every step does not recompile; for Adam/AdamW a changed lr, and for every optimizer
+a changed momentum or β (1cycle), runs that step eagerly instead of recompiling. Any failure to compile warns once and the step runs eagerly from then
 on — results stay the same, only slower.
 
 Example:
@@ -94,6 +94,7 @@ class TrainStep:
         self._float_lr = isinstance(optimizer, _FLOAT_LR_ONLY)
         self._compiled_lrs: list[float] | None = None
         self._primed = False
+        self._hyper: list[list[Any]] | None = None
         if self.compiled:
             self._build()
 
@@ -184,6 +185,13 @@ class TrainStep:
         """
         groups = self.optimizer.param_groups
         lrs = [g["lr"] for g in groups]
+        # Other hyperparameters (momentum, betas cycled by 1cycle) are constants of the graph:
+        # when they change, this step runs eagerly rather than recompiling.
+        others = [[v for k, v in g.items() if k not in ("params", "lr")] for g in groups]
+        if self._hyper is None:
+            self._hyper = others
+        elif others != self._hyper:
+            return None
         if self._float_lr:  # Adam/AdamW: a changed lr would recompile; run eagerly instead
             if self._compiled_lrs is None:
                 self._compiled_lrs = list(lrs)
