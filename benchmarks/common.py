@@ -56,16 +56,33 @@ def load_arrays(path: str) -> tuple[np.ndarray, np.ndarray]:
         return f["x"].astype(np.float32), f["y"].astype(np.int64)
 
 
+def apply_threads() -> int:
+    """Honour ``TRAINWELL_BENCH_THREADS`` (set by ``run.py --threads``) in torch contestants."""
+    import os
+
+    import torch
+
+    n = int(os.environ.get("TRAINWELL_BENCH_THREADS", "0") or 0)
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def emit(name: str, epoch_times: list[float], **extra: object) -> None:
     """Print the contestant's result line (the last line of its stdout)."""
     print(json.dumps({"name": name, "epoch_times": epoch_times, **extra}))
     sys.stdout.flush()
 
 
-def timed_epochs(run_epoch, warmup: int, epochs: int) -> list[float]:
-    """Run ``warmup`` untimed epochs, then time ``epochs`` epochs (wall clock)."""
+def timed_epochs(run_epoch, warmup: int, epochs: int,
+                 warmup_times: list[float] | None = None) -> list[float]:
+    """Run ``warmup`` epochs (their times, compilation included, go to ``warmup_times``), then
+    time ``epochs`` epochs (wall clock)."""
     for _ in range(warmup):
+        t0 = time.perf_counter()
         run_epoch()
+        if warmup_times is not None:
+            warmup_times.append(time.perf_counter() - t0)
     times = []
     for _ in range(epochs):
         t0 = time.perf_counter()

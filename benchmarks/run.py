@@ -6,10 +6,15 @@ Usage::
     python benchmarks/run.py --workloads model_a --epochs 5
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # where keras/jax/lightning live
 
-Each contestant runs in its own process, one after another, on the same data file; the table
-gives the median and min epoch time over ``--epochs`` timed epochs after ``--warmup``
-untimed ones, samples/s, the ratio to the fastest contestant and to the matmul floor measured
-in the same run. Results go to ``benchmarks/results/<time>/`` as JSON and a PNG.
+Each contestant runs in its own process, one after another, on the same data file; with
+``--rounds R`` the whole list runs R times in turn (A B C … A B C …, so that a busy machine
+slows every contestant alike) and the epoch times are pooled. The table gives the median and
+min epoch time over ``--epochs`` timed epochs (× rounds) after ``--warmup`` untimed ones, the
+first epoch (compilation included, for compiled modes), samples/s, and the ratio to the
+fastest contestant and to the matmul floor measured in the same run. ``--threads N`` pins
+torch's (and OpenMP/MKL's) thread count in every contestant. ``--tta`` also measures the time
+for the best built-in Fashion-MNIST recipe to reach 0.88 test accuracy (needs the data under
+``TRAINWELL_DATA``). Results go to ``benchmarks/results/<time>/`` as JSON and a PNG.
 Optional peers (``pip install "trainwell[bench]"``): keras, jax, lightning; missing ones are
 reported as skipped.
 """
@@ -65,6 +70,8 @@ def contestants(peer_python: str, compiled: bool) -> list[tuple[str, list[str], 
         rows.append(("trainwell (compiled)", [me, f"{c}/trainwell_fit.py"], {"__mode": "compiled"}))
     rows += [
         ("pytorch loop (tensor index)", [me, f"{c}/torch_tensor.py"], {}),
+        ("pytorch loop + torch.compile(model)", [me, f"{c}/torch_tensor.py"],
+         {"__mode": "compile"}),
         ("pytorch DataLoader loop", [me, f"{c}/torch_dataloader.py"], {}),
         ("keras (jax)", [peer_python, f"{c}/keras_fit.py"], {"KERAS_BACKEND": "jax"}),
         ("keras (torch)", [peer_python, f"{c}/keras_fit.py"], {"KERAS_BACKEND": "torch"}),
@@ -99,8 +106,11 @@ def summarize(results: dict[str, dict], w: Workload) -> list[dict]:
             rows.append({"tool": label, "skipped": r.get("error", "?")})
             continue
         t = r["epoch_times"]
+        firsts = r.get("first_epoch_s") or []
         rows.append({"tool": r.get("name", label), "median_s": statistics.median(t), "min_s": min(t),
-                     "samples_per_s": w.n_samples / statistics.median(t), "epochs": len(t)})
+                     "first_s": statistics.median(firsts) if firsts else None,
+                     "samples_per_s": w.n_samples / statistics.median(t), "epochs": len(t),
+                     "threads": r.get("threads")})
     timed = [r for r in rows if "median_s" in r and r["tool"] != "matmul floor"]
     fastest = min((r["median_s"] for r in timed), default=float("nan"))
     floor = next((r["median_s"] for r in rows if r.get("tool") == "matmul floor"), float("nan"))
@@ -113,14 +123,64 @@ def summarize(results: dict[str, dict], w: Workload) -> list[dict]:
 
 def print_table(title: str, rows: list[dict]) -> None:
     print(f"\n### {title}\n")
-    print("| tool | median s/epoch | min s/epoch | samples/s | × fastest | × matmul floor |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| tool | median s/epoch | min s/epoch | first epoch s | samples/s | × fastest "
+          "| × matmul floor |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         if "median_s" in r:
-            print(f"| {r['tool']} | {r['median_s']:.2f} | {r['min_s']:.2f} | "
+            first = f"{r['first_s']:.1f}" if r.get("first_s") is not None else ""
+            print(f"| {r['tool']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {first} | "
                   f"{r['samples_per_s']:,.0f} | {r['vs_fastest']:.2f} | {r['vs_floor']:.2f} |")
         else:
-            print(f"| {r['tool']} | skipped: {r['skipped']} | | | | |")
+            print(f"| {r['tool']} | skipped: {r['skipped']} | | | | | |")
+
+
+def merge(runs: list[dict]) -> dict:
+    """Pool the epoch times of several rounds of one contestant."""
+    ok = [r for r in runs if "epoch_times" in r]
+    if not ok:
+        return runs[-1]
+    out = dict(ok[-1])
+    out["epoch_times"] = [t for r in ok for t in r["epoch_times"]]
+    out["first_epoch_s"] = [r["first_epoch_s"] for r in ok if r.get("first_epoch_s") is not None]
+    out["rounds"] = len(ok)
+    return out
+
+
+def time_to_accuracy(recipe: str, target: float, modes: list[str], timeout: float) -> list[dict]:
+    """Run the time-to-accuracy contestant once per trainwell mode."""
+    rows = []
+    for mode in modes:
+        print(f"[time to accuracy] {recipe} ({mode}) …", flush=True)
+        try:
+            proc = subprocess.run([sys.executable, str(HERE / "contestants" / "time_to_accuracy.py"),
+                                   recipe, str(target), mode], capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rows.append({"mode": mode, "error": f"timed out after {timeout:.0f} s"})
+            continue
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            rows.append({"mode": mode, "error": err[:200]})
+        else:
+            rows.append(json.loads(lines[-1]))
+    return rows
+
+
+def print_tta(rows: list[dict], recipe: str, target: float) -> None:
+    print(f"\n### time to {target} test accuracy: built-in recipe `{recipe}` on Fashion-MNIST\n")
+    print("| trainwell mode | seconds of training | epochs | test accuracy |")
+    print("| --- | ---: | ---: | ---: |")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['mode']} | failed: {r['error']} | | |")
+        elif r.get("reached") is None:
+            best = max((c["test_accuracy"] for c in r.get("curve", [])), default=float("nan"))
+            print(f"| {r['mode']} | not reached | {len(r.get('curve', []))} | {best:.4f} (best) |")
+        else:
+            h = r["reached"]
+            print(f"| {r['mode']} | {h['seconds']:.1f} | {h['epoch']} | {h['test_accuracy']:.4f} |")
 
 
 def plot(all_rows: dict[str, list[dict]], out: Path) -> Path:
@@ -153,10 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated contestant labels to run")
     p.add_argument("--no-compiled", action="store_true", help="skip trainwell's compiled mode")
     p.add_argument("--random-data", action="store_true", help="random data even for model A")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the contestant list this many times in turn and pool the epochs")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch/OpenMP/MKL threads in every contestant (0 = their default)")
+    p.add_argument("--tta", action="store_true",
+                   help="also measure time to --tta-target test accuracy with --tta-recipe")
+    p.add_argument("--tta-recipe", default="default")
+    p.add_argument("--tta-target", type=float, default=0.88)
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args(argv)
 
+    thread_env = {}
+    if args.threads > 0:
+        n = str(args.threads)
+        thread_env = {"TRAINWELL_BENCH_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        os.environ.update(thread_env)  # the time-to-accuracy run too
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, dict] = {}
@@ -165,19 +238,34 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.workloads.split(","):
             w = WORKLOADS[name]
             data, data_desc = make_data(w, Path(tmp), real=not args.random_data)
-            results = {}
-            for label, cmd, env in contestants(args.peer_python, not args.no_compiled):
-                if args.only and label not in args.only.split(","):
-                    continue
-                print(f"[{name}] {label} …", flush=True)
-                results[label] = run_one(cmd, dict(env), w, data, args.warmup, args.epochs, args.timeout)
+            runs: dict[str, list[dict]] = {}
+            for rnd in range(args.rounds):
+                for label, cmd, env in contestants(args.peer_python, not args.no_compiled):
+                    if args.only and label not in args.only.split(","):
+                        continue
+                    print(f"[{name}] round {rnd + 1}/{args.rounds}: {label} …", flush=True)
+                    env = {**env, **thread_env}
+                    runs.setdefault(label, []).append(
+                        run_one(cmd, env, w, data, args.warmup, args.epochs, args.timeout))
+            results = {label: merge(r) for label, r in runs.items()}
             rows = summarize(results, w)
             title = f"{name}: {w.hidden[0]}… ×{len(w.hidden)} {w.activation}, batch {w.batch_size}, {w.optimizer}; {data_desc}"
             print_table(title, rows)
             all_rows[title] = rows
             report[name] = {"workload": json.loads(w.to_json()), "data": data_desc, "rows": rows,
                             "raw": results}
-    report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    if args.tta:
+        tta = time_to_accuracy(args.tta_recipe, args.tta_target,
+                               ["eager"] + ([] if args.no_compiled else ["compiled"]), args.timeout)
+        print_tta(tta, args.tta_recipe, args.tta_target)
+        report["time_to_accuracy"] = {"recipe": args.tta_recipe, "target": args.tta_target,
+                                      "rows": tta}
+    import torch
+
+    report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                         "torch": torch.__version__, "threads": args.threads or "default",
+                         "rounds": args.rounds,
+                         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\nsaved {out / 'results.json'} and {plot(all_rows, out)}")
     return 0

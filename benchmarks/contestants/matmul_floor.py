@@ -11,11 +11,12 @@ import time
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from common import Workload, emit, steps_per_epoch  # noqa: E402
+from common import Workload, apply_threads, emit, steps_per_epoch  # noqa: E402
 
 
 def main(workload: str, data: str, warmup: int, epochs: int) -> None:
     w = Workload.from_json(workload)
+    apply_threads()
     sizes = [w.n_inputs, *w.hidden, w.n_classes]
     b = w.batch_size
     ws = [torch.randn(o, i) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]

@@ -7,12 +7,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from common import Workload, emit, load_arrays, timed_epochs  # noqa: E402
+from common import Workload, apply_threads, emit, load_arrays, timed_epochs  # noqa: E402
 from contestants.torch_models import plain_model, plain_optimizer  # noqa: E402
 
 
 def main(workload: str, data: str, warmup: int, epochs: int) -> None:
     w = Workload.from_json(workload)
+    apply_threads()
     torch.manual_seed(0)
     x_np, y_np = load_arrays(data)
     loader = DataLoader(TensorDataset(torch.from_numpy(x_np), torch.from_numpy(y_np)),

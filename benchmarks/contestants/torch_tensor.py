@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from common import Workload, emit, load_arrays, timed_epochs  # noqa: E402
+from common import Workload, apply_threads, emit, load_arrays, timed_epochs  # noqa: E402
 from contestants.torch_models import plain_model, plain_optimizer  # noqa: E402
 
 
 def main(workload: str, data: str, warmup: int, epochs: int, compile_model: bool = False) -> None:
     w = Workload.from_json(workload)
+    apply_threads()
     torch.manual_seed(0)
     x_np, y_np = load_arrays(data)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
@@ -30,7 +31,9 @@ def main(workload: str, data: str, warmup: int, epochs: int, compile_model: bool
             opt.step()
 
     name = "pytorch loop + torch.compile(model)" if compile_model else "pytorch loop (tensor index)"
-    emit(name, timed_epochs(run_epoch, warmup, epochs), threads=torch.get_num_threads())
+    first: list[float] = []
+    times = timed_epochs(run_epoch, warmup, epochs, first)
+    emit(name, times, threads=torch.get_num_threads(), first_epoch_s=first[0] if first else None)
 
 
 if __name__ == "__main__":
