@@ -78,6 +78,15 @@ _EXPORTS: dict[str, str] = {
     "find_lr": "trainwell.lrfind",
     "run_comparison": "trainwell.compare",
     "run_study": "trainwell.tune",
+    # gradient health
+    "GradientProbe": "trainwell.diagnose",
+    "diagnose": "trainwell.diagnose",
+    # transfer learning
+    "reuse_layers": "trainwell.transfer",
+    "freeze": "trainwell.transfer",
+    "unfreeze": "trainwell.transfer",
+    "fine_tune": "trainwell.transfer",
+    "greedy_pretrain": "trainwell.pretrain",
     # recipes and runs
     "Recipe": "trainwell.recipe",
     "load_recipe": "trainwell.recipe",
