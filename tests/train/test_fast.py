@@ -215,3 +215,22 @@ def test_changed_momentum_runs_eagerly_instead_of_recompiling(monkeypatch):
     assert len(graph_calls) == 2 and step.eager_steps == 4
     for p, q in zip(model.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_cpp_wrapper_failure_retries_with_the_python_wrapper(monkeypatch):
+    seen = []
+
+    def fake_compile(fn, **kw):
+        cpp = kw.get("options", {}).get("cpp_wrapper", False)
+        seen.append(cpp)
+        return _raiser if cpp else fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = _net()
+    step = make_train_step(model, F.cross_entropy, torch.optim.SGD(model.parameters(), lr=0.1),
+                           compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for xb, yb in _batches(3):
+            step(xb, yb)
+    assert seen == [True, False] and step.compiled and step.compiled_steps == 2

@@ -398,7 +398,8 @@ class Trainer:
         self._after_backward = self.callbacks.after_backward
         self._per_step_lr = not (getattr(self.schedule, "name", "") in _STEPLESS
                                  and self.schedule.momentum_at(0) is None)
-        if self.compile and self._fast is None:  # warns once and stays eager on failure
+        if self.compile and (self._fast is None or list(map(id, self._fast.params))
+                             != list(map(id, self._params))):  # new, or (un)frozen layers
             self._fast = make_train_step(self.model, self.task.loss, self.optimizer,
                                          **self.clip, l1=self.l1, l2=self.l2,
                                          max_norm=self.max_norm, compile=True)
