@@ -195,3 +195,17 @@ def test_fit_diagnosis_says_bigger_network_on_a_plateau():
 
 def test_fit_diagnosis_needs_validation_data():
     assert fit_diagnosis([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}]) is None
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path(os.environ.get("TRAINWELL_DATA", "/nonexistent"))
+                         / "fashion-mnist").is_dir(), reason="needs $TRAINWELL_DATA/fashion-mnist")
+def test_default_recipe_reaches_088_test_accuracy_on_fashion_mnist(tmp_path):
+    from trainwell.recipe import resolve
+
+    res = fit_recipe(apply_overrides(resolve("default"), ["train.device=cpu"]),
+                     out=tmp_path, quiet=True)
+    final = res.summary["metrics"]["final"]
+    assert res.summary["status"] == "completed"
+    assert final["test_accuracy"] >= 0.88, final
