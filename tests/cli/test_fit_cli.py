@@ -173,3 +173,18 @@ def test_interrupted_fit_exits_130_and_says_how_to_resume(runner, tiny_dir, tmp_
     result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--quiet"])
     assert result.exit_code == 130
     assert f"trainwell fit --resume {tmp_path / 'r'}" in result.stderr
+
+
+def test_cli_makes_openmp_threads_sleep_unless_the_user_chose(tmp_path):
+    import os
+
+    code = ("import sys, trainwell.cli, os; "
+            "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120).stdout.split()
+    assert out == ["PASSIVE", "False"]  # set before torch is loaded, so it takes effect
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120).stdout.split()
+    assert out[0] == "ACTIVE"
