@@ -18,8 +18,8 @@ from typing import Any
 
 # Before torch loads: OpenMP threads that sleep instead of spinning while they wait. On a small
 # CPU shared with other processes, spinning threads made `trainwell fit default` 7-30× slower
-# (1.2 s vs 15-60 s per epoch on 2 cores). On an idle CPU spinning can be a little faster
-# (0.75 s vs 1.15 s per epoch measured here): a value the user sets, e.g. ACTIVE, is kept.
+# (1.2 s vs 15-60 s per epoch on 2 cores). On an idle CPU spinning can be a little faster:
+# a value the user sets, e.g. OMP_WAIT_POLICY=ACTIVE, is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
