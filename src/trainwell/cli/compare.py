@@ -81,14 +81,16 @@ def register(app: typer.Typer) -> None:
             label, description = name or s.name, s.description
         else:
             if not recipes:
-                raise ConfigError("compare", None, "a recipe with --vary, several recipes, or "
-                                  "--spec NAME")
-            if len(recipes) == 1 and not axes:
-                raise ConfigError("--vary", None, "at least one field=v1,v2 to vary (or several "
-                                  "recipes)")
-            bases = [(recipe_from_cli(r, None).name, recipe_from_cli(r, None)) for r in recipes]
-            variants = grid_variants(bases, axes, overrides=overrides)
+                raise ConfigError("RECIPES", "nothing", "a recipe with --vary, several recipes, "
+                                  "or --spec NAME")
+            # every recipe and the seeds are checked first: a misspelt recipe is named as such
+            loaded = [recipe_from_cli(r, None) for r in recipes]
+            bases = [(r.name, r) for r in loaded]
             run_seeds = parse_seeds(seeds) if seeds else [0]
+            if len(recipes) == 1 and not axes:
+                raise ConfigError("--vary", "nothing", "at least one field=v1,v2 to vary (or "
+                                  "several recipes)")
+            variants = grid_variants(bases, axes, overrides=overrides)
             label = name or (bases[0][0] if len(bases) == 1 else "recipes")
         if mc_samples:
             for v in variants:
