@@ -215,7 +215,7 @@ def test_fashion_mnist_finder_suggests_a_usual_rate_for_nesterov():
     from trainwell.lrfind import lr_find_recipe
     from trainwell.recipe import apply_overrides, resolve
 
-    recipe = apply_overrides(resolve("default"), ["data.train_limit=4000", "train.device=cpu"])
+    recipe = apply_overrides(resolve("onecycle"), ["data.train_limit=4000", "train.device=cpu"])
     r, _ = lr_find_recipe(recipe, steps=120, start_lr=1e-5)
     # SGD with Nesterov momentum on a standardized MLP trains well around 1e-3 … 1e-1
     assert r.diverged and 1e-3 <= r.suggestion <= 0.2

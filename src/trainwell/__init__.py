@@ -90,6 +90,10 @@ _EXPORTS: dict[str, str] = {
     # recipes and runs
     "Recipe": "trainwell.recipe",
     "load_recipe": "trainwell.recipe",
+    "save_recipe": "trainwell.recipe",
+    "resolve_recipe": "trainwell.recipe",
+    "apply_overrides": "trainwell.recipe",
+    "build_from_recipe": "trainwell.compose",
     "fit_recipe": "trainwell.run",
     "load_run": "trainwell.run",
 }
