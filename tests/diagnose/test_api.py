@@ -187,6 +187,17 @@ def test_cli_on_a_run_directory_shows_its_saved_diagnosis(tmp_path):
     assert res.output.startswith("Network verdict:")
 
 
+def test_cli_on_a_run_without_saved_diagnosis_says_it_probes_fresh_weights(npz_recipe,
+                                                                         tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.toml").write_text(npz_recipe.read_text())
+    res = CliRunner().invoke(_app(), ["diagnose", str(run), "--every", "50"])
+    assert res.exit_code == 0, res.output
+    assert "no saved diagnosis" in res.output and "--diagnose" in res.output
+    assert "Network verdict" in res.output
+
+
 def test_cli_bad_input_is_one_config_error(tmp_path):
     res = CliRunner().invoke(_app(), ["diagnose", str(tmp_path / "nope.toml")])
     assert isinstance(res.exception, ConfigError)

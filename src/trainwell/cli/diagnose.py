@@ -106,6 +106,11 @@ def diagnose_command(
             from trainwell.diagnose.tensorboard import _summary_writer
             _summary_writer()
         if not quiet:
+            if Path(source).is_dir() and not saved.is_file() and steps is None:
+                # a run trained without --diagnose: say that its weights are not the ones probed
+                console.print(f"{source} has no saved diagnosis (fit it with --diagnose to "
+                              "record one); diagnosing its recipe from fresh weights instead.",
+                              highlight=False)
             console.print(f"diagnosing {recipe.name}: {steps or 300} steps with probes on…")
         result = diagnose(recipe, steps=steps or 300, every=every, tensorboard=tensorboard,
                           progress=not quiet)
