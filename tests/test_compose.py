@@ -75,3 +75,48 @@ def test_every_practice_recipe_builds_and_trains_an_epoch(name, tiny_npz):
                            batch_size=r.train.batch_size,
                            validation_data=(splits.x_val, splits.y_val))
     assert len(hist) == 1 and np.isfinite(hist.last()["loss"])
+
+
+@pytest.fixture(scope="module")
+def two_class_npz(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    path = tmp_path_factory.mktemp("compose2") / "two.npz"
+    np.savez(path, x=x, y=y, x_test=x[:20], y_test=y[:20])
+    return path
+
+
+def test_binary_task_on_two_classes_builds_one_sigmoid_output(two_class_npz):
+    from trainwell.compose import load_splits
+
+    r = recipe_from_dict({"data": {"dataset": str(two_class_npz), "validation": 20,
+                                   "standardize": False},
+                          "model": {"hidden": [4], "task": "binary"},
+                          "train": {"device": "cpu", "epochs": 1}})
+    raw = np.load(two_class_npz)
+    splits, model, trainer = build_from_recipe(r)
+    assert splits.task == "binary" and splits.n_outputs == 1
+    assert model_kwargs(r, splits)["n_outputs"] == 1 and model(splits.x_test).shape == (20, 1)
+    # labels: float 0/1 with 1 = the second class, the test split in file order
+    assert splits.y_test.dtype == torch.float32
+    np.testing.assert_array_equal(splits.y_test.numpy(), (raw["y_test"] == 1).astype(np.float32))
+    assert set(splits.y_train.unique().tolist()) == {0.0, 1.0}
+    trainer.fit(splits.x_train, splits.y_train, epochs=1, batch_size=16)
+    assert trainer.status == "completed"
+    # every loader of the recipe's data agrees (evaluate, lrfind, transfer use load_splits)
+    assert load_splits(r, progress=False).task == "binary"
+    # the default (multiclass) keeps two softmax outputs and integer labels
+    s2, m2, _ = build_from_recipe(apply_overrides(r, ['model.task="auto"']))
+    assert s2.task == "multiclass" and m2(s2.x_test).shape == (20, 2)
+    assert s2.y_test.dtype == torch.int64
+
+
+def test_an_unresolved_auto_max_lr_is_named(tiny_npz):
+    from trainwell.errors import ConfigError
+
+    r = recipe_from_dict({"data": {"dataset": str(tiny_npz), "validation": 16},
+                          "model": {"hidden": [4]}, "schedule": {"max_lr": "auto"},
+                          "train": {"device": "cpu"}})
+    with pytest.raises(ConfigError, match="schedule.max_lr"):
+        build_from_recipe(r)

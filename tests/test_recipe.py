@@ -284,3 +284,22 @@ def test_reference_documents_every_field():
         assert f"## [{sec}]" in text
         for name in cls.model_fields:
             assert f"| `{name}` |" in text
+
+
+@pytest.mark.parametrize("value", [0, -0.5, "fast", True, [1.0], float("nan")])
+def test_max_lr_accepts_a_positive_number_or_auto_only(value):
+    with pytest.raises(ConfigError) as info:
+        recipe_from_dict({"schedule": {"max_lr": value}})
+    assert info.value.field == "schedule.max_lr"
+    assert str(info.value).endswith(
+        'expected a number > 0 or "auto" (the LR finder\'s suggestion)')
+
+
+def test_max_lr_auto_round_trips_and_numbers_stay_numbers():
+    from trainwell.recipe import to_toml
+
+    auto = recipe_from_dict({"schedule": {"max_lr": "Auto"}})
+    assert auto.schedule.max_lr == "auto" and auto.schedule.params()["max_lr"] == "auto"
+    assert loads_recipe(to_toml(auto)).schedule.max_lr == "auto"
+    assert recipe_from_dict({"schedule": {"max_lr": 2}}).schedule.max_lr == 2.0
+    assert recipe_from_dict({}).schedule.max_lr is None

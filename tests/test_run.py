@@ -209,3 +209,34 @@ def test_default_recipe_reaches_088_test_accuracy_on_fashion_mnist(tmp_path):
     final = res.summary["metrics"]["final"]
     assert res.summary["status"] == "completed"
     assert final["test_accuracy"] >= 0.88, final
+
+
+def test_max_lr_auto_runs_the_lr_finder_and_saves_the_number(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from trainwell.lrfind import lr_find_recipe
+    from trainwell.recipe import load_recipe
+
+    _, recipe = _tiny(tmp_path, epochs=1)
+    auto = apply_overrides(recipe, ['schedule.max_lr="auto"'])
+    buf = io.StringIO()
+    res = fit_recipe(auto, out=tmp_path / "r", console=Console(file=buf, width=200))
+    # oracle: the finder run on its own, on the same recipe and data, suggests the same rate
+    expected, _ = lr_find_recipe(auto, splits=res.splits)
+    saved = load_recipe(res.run_dir / "recipe.toml")
+    assert saved.schedule.max_lr == pytest.approx(expected.suggestion, rel=1e-12)
+    assert f"{expected.suggestion:.3g}" in buf.getvalue() and "LR finder" in buf.getvalue()
+    assert (res.run_dir / "plots" / "lr_find.png").is_file()
+    assert json.loads((res.run_dir / "lr_find.json").read_text())["suggestion"] == \
+        pytest.approx(expected.suggestion)
+    titles = [s["title"] for s in res.summary["sections"]]
+    assert "LR finder" in titles
+    assert "lr_find" in (res.run_dir / "report.html").read_text()
+    # the trainer's 1cycle peaked at that rate
+    assert res.trainer.schedule.max_lr == pytest.approx(expected.suggestion)
+    # resuming with the same "auto" recipe takes the measured number: no diff, no new search
+    again = fit_recipe(auto, quiet=True, resume=res.run_dir)
+    assert load_recipe(again.run_dir / "recipe.toml").schedule.max_lr == saved.schedule.max_lr
+    assert not (res.run_dir / "recipe.before-resume.toml").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from trainwell.errors import ConfigError
 from trainwell.recipe import Recipe
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "model_kwargs",
     "trainer_kwargs",
     "resolved_task",
+    "binary_from_two_classes",
+    "splits_for_task",
 ]
 
 
@@ -40,10 +43,40 @@ def load_splits(recipe: Recipe, *, progress: bool = True) -> Any:
     from trainwell.data import load_dataset
 
     d = recipe.data
-    return load_dataset(dataset_argument(recipe), validation=d.validation, stratify=d.stratify,
-                        standardize=d.standardize, flatten=d.flatten, classes=d.classes,
-                        train_limit=d.train_limit, seed=recipe.train.seed, target=d.target,
-                        progress=progress)
+    splits = load_dataset(dataset_argument(recipe), validation=d.validation,
+                          stratify=d.stratify, standardize=d.standardize, flatten=d.flatten,
+                          classes=d.classes, train_limit=d.train_limit, seed=recipe.train.seed,
+                          target=d.target, progress=progress)
+    return splits_for_task(recipe, splits)
+
+
+def binary_from_two_classes(splits: Any) -> Any:
+    """Two-class multiclass splits as a binary task: one output, float labels ``y == 1``.
+
+    The second class (label 1) is the positive one, as with a 1-unit sigmoid output.
+
+    Example:
+        >>> b = binary_from_two_classes(splits)      # doctest: +SKIP
+        >>> b.task, b.n_outputs, b.y_train.dtype     # doctest: +SKIP
+        ('binary', 1, torch.float32)
+    """
+    import dataclasses
+
+    import torch
+
+    parts = {f"y_{p}": (getattr(splits, f"y_{p}") == 1).to(torch.float32)
+             for p in ("train", "val", "test") if getattr(splits, f"y_{p}", None) is not None}
+    return dataclasses.replace(splits, task="binary", n_outputs=1, **parts)
+
+
+def splits_for_task(recipe: Recipe, splits: Any) -> Any:
+    """``splits`` shaped for ``model.task``: a 2-class multiclass dataset with
+    ``task = "binary"`` becomes a binary one (:func:`binary_from_two_classes`); anything else
+    is returned as it is (so calling this twice is harmless)."""
+    if (recipe.model.task == "binary" and getattr(splits, "task", None) == "multiclass"
+            and int(getattr(splits, "n_outputs", 0)) == 2):
+        return binary_from_two_classes(splits)
+    return splits
 
 
 def resolved_task(recipe: Recipe, splits: Any) -> str:
@@ -52,8 +85,10 @@ def resolved_task(recipe: Recipe, splits: Any) -> str:
 
 
 def model_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
-    """Keyword arguments of :func:`trainwell.nn.build_model` for this recipe and data."""
+    """Keyword arguments of :func:`trainwell.nn.build_model` for this recipe and data
+    (after :func:`splits_for_task`: a binary task on 2-class data has one output)."""
     m, r = recipe.model, recipe.regularization
+    splits = splits_for_task(recipe, splits)
     return dict(input_shape=tuple(splits.input_shape), n_outputs=int(splits.n_outputs),
                 task=resolved_task(recipe, splits), hidden=list(m.hidden),
                 activation=m.activation, init=m.init, init_distribution=m.init_distribution,
@@ -76,6 +111,12 @@ def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:
 
 def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
     """Keyword arguments of :class:`trainwell.train.Trainer` (all but model and callbacks)."""
+    from trainwell.lrfind import wants_auto_max_lr
+
+    if wants_auto_max_lr(recipe):  # fit_recipe / compare replace it with the finder's number
+        raise ConfigError("schedule.max_lr", "auto", "a number here: resolve \"auto\" first "
+                          "with trainwell.lrfind.resolve_auto_max_lr (`trainwell fit` and "
+                          "`trainwell compare` do), or set a number")
     o, s, r, t = recipe.optimizer, recipe.schedule, recipe.regularization, recipe.train
     return dict(
         task=resolved_task(recipe, splits),
@@ -102,6 +143,9 @@ def build_from_recipe(recipe: Recipe, splits: Any = None, *, model: Any = None,
                       callbacks: Sequence[Any] = (), progress: bool = True) -> tuple[Any, Any, Any]:
     """``(splits, model, trainer)`` for ``recipe``.
 
+    The returned splits are the ones to train on: with ``model.task = "binary"`` a 2-class
+    dataset comes back with float 0/1 labels (:func:`splits_for_task`).
+
     Args:
         recipe: a validated recipe.
         splits: data to use instead of loading ``[data]`` (default None = load it).
@@ -111,6 +155,7 @@ def build_from_recipe(recipe: Recipe, splits: Any = None, *, model: Any = None,
     """
     if splits is None:
         splits = load_splits(recipe, progress=progress)
+    splits = splits_for_task(recipe, splits)
     if model is None:
         model = build_model_from_recipe(recipe, splits)
     trainer = build_trainer(recipe, model, splits, callbacks=callbacks)

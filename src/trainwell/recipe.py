@@ -337,6 +337,9 @@ def schedule_params() -> dict[str, tuple[str, ...]]:
     return {name: tuple(e.meta.get("params", {})) for name, e in reg.items()}
 
 
+_MAX_LR_ACCEPTED = 'a number > 0 or "auto" (the LR finder\'s suggestion)'
+
+
 class ScheduleSection(_Section):
     """``[schedule]``: the learning-rate schedule (→ ``make_schedule``), stepped every iteration.
 
@@ -361,7 +364,9 @@ class ScheduleSection(_Section):
                                "(default min)", static=("min", "max"))
     min_delta: float | None = Field(None, ge=0, description=(
         "performance: smallest change that counts as an improvement (default 0)"))
-    max_lr: float | None = Field(None, gt=0, description="onecycle: peak rate (default optimizer.lr)")
+    max_lr: float | str | None = Field(None, description=(
+        "onecycle: peak rate (default optimizer.lr); `\"auto\"` = the LR finder's suggestion, "
+        "measured before training and saved in the run's recipe.toml"))
     start_div: float | None = Field(None, ge=1, description=(
         "onecycle: start at max_lr/start_div (default 10)"))
     final_div: float | None = Field(None, ge=1, description=(
@@ -372,6 +377,18 @@ class ScheduleSection(_Section):
         "onecycle: fraction of iterations for the final anneal (default 0.1)"))
     max_momentum: float | None = Field(None, ge=0, lt=1, description="onecycle: default 0.95")
     min_momentum: float | None = Field(None, ge=0, lt=1, description="onecycle: default 0.85")
+
+    @field_validator("max_lr", mode="before")
+    @classmethod
+    def _max_lr(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value) and value > 0):
+            return float(value)
+        raise ConfigError("schedule.max_lr", value, _MAX_LR_ACCEPTED)
 
     @model_validator(mode="after")
     def _params_fit_schedule(self) -> ScheduleSection:
@@ -506,6 +523,7 @@ def accepted_values(path: str) -> str:
         "train.device": "auto, cpu, cuda, cuda:N or mps",
         "schedule.boundaries": "a list of increasing epochs > 0",
         "schedule.values": "a list of rates > 0, one more than boundaries",
+        "schedule.max_lr": _MAX_LR_ACCEPTED,
     }
     if path in special:
         return special[path]

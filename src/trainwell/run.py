@@ -258,27 +258,6 @@ def _dataset_info(splits: Any) -> dict[str, Any]:
             "class_names": getattr(splits, "class_names", None)}
 
 
-def _locate_divergence(model: Any, divergence: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Fill in the layer of a divergence the NaN guard caught without one (at an epoch end):
-    the first parameter whose last gradient is non-finite, else the largest gradient norm."""
-    if not divergence or divergence.get("layer"):
-        return divergence
-    import torch
-
-    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-    if not named:
-        return divergence
-    norms = torch.stack([g.detach().double().norm() for _, g in named]).tolist()  # host sync: once
-    bad = [i for i, v in enumerate(norms) if not math.isfinite(v)]
-    i = bad[0] if bad else max(range(len(norms)), key=norms.__getitem__)
-    out = dict(divergence, layer=named[i][0], grad_norm=norms[i])
-    msg = str(out.get("message") or "training diverged")
-    note = f"gradients exploded in {named[i][0]!r} (last gradient norm {norms[i]:.3g})"
-    out["message"] = msg.replace("; the last good", f"; {note}; the last good", 1) \
-        if "; the last good" in msg else f"{msg}; {note}"
-    return out
-
-
 def _status_message(status: str, divergence: dict[str, Any] | None) -> str:
     if status == "diverged" and divergence:
         return str(divergence.get("message") or
@@ -327,7 +306,7 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
     status = getattr(trainer, "status", "completed")
     if status in ("running", "new"):
         status = "completed"
-    divergence = _locate_divergence(model, getattr(trainer, "divergence", None))
+    divergence = getattr(trainer, "divergence", None)  # NanGuard names the step and layer
     previous = read_summary(run)
     summary: dict[str, Any] = {
         "name": recipe.name,
@@ -464,14 +443,21 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         console = Console()
     if quiet:
         console = None
+    from trainwell.lrfind import record_lr_find, resolve_auto_max_lr, wants_auto_max_lr
+
     recipe = _absolute_data_path(recipe)
     if splits is None:  # before the run directory exists: bad data leaves no empty run behind
         from trainwell.compose import load_splits
         splits = load_splits(recipe, progress=not quiet)
 
+    found = None
     if resume is not None:
         run_dir = resolve_run_dir(resume, field="--resume")
         saved = load_recipe(run_dir / "recipe.toml")
+        if wants_auto_max_lr(recipe) and isinstance(saved.schedule.max_lr, float):
+            # the run measured its peak rate once; resuming keeps that number
+            recipe = recipe.model_copy(update={"schedule": recipe.schedule.model_copy(
+                update={"max_lr": saved.schedule.max_lr})})
         diff = recipe_diff(saved, recipe, ignore=("description", "name"))
         if diff and not force:
             changes = ", ".join(f"{k} ({saved.flat()[k]!r} → {recipe.flat()[k]!r})" for k in diff)
@@ -485,8 +471,14 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
             os.replace(run_dir / "recipe.toml", run_dir / "recipe.before-resume.toml")
             save_recipe(recipe, run_dir / "recipe.toml")
     else:
+        if wants_auto_max_lr(recipe):  # before the run directory: a failure leaves nothing
+            recipe, found = resolve_auto_max_lr(recipe, splits)
+            if console is not None:
+                console.print(f"LR finder: {found.sentence()}", markup=False)
         run_dir = new_run_dir(out, run_name or recipe.name)
-        save_recipe(recipe, run_dir / "recipe.toml")
+        save_recipe(recipe, run_dir / "recipe.toml")  # with the numeric max_lr: re-runs exactly
+        if found is not None:
+            record_lr_find(run_dir, found)
 
     t = recipe.train
     cbs: list[Any] = [

@@ -30,15 +30,6 @@ def parse_unfreeze(value: str | int) -> int | str:
     raise ConfigError("--unfreeze", value, 'a number of top hidden layers (e.g. 1, 2) or "all"')
 
 
-def _binary_from_two_classes(splits: Any) -> Any:
-    """Two-class multiclass splits as a binary task (label 1 = the second class)."""
-    import torch
-
-    parts = {f"y_{p}": (getattr(splits, f"y_{p}") == 1).to(torch.float32)
-             for p in ("train", "val", "test")}
-    return replace(splits, task="binary", n_outputs=1, **parts)
-
-
 def _resized(splits: Any, model: Any, resize: bool) -> Any:
     from trainwell.transfer import check_input_shape, expected_input_shape
 
@@ -82,7 +73,12 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     """
     import torch
 
-    from trainwell.compose import load_splits, resolved_task, trainer_kwargs
+    from trainwell.compose import (
+        binary_from_two_classes,
+        load_splits,
+        resolved_task,
+        trainer_kwargs,
+    )
     from trainwell.nn import model_summary
     from trainwell.run import (
         add_summary_section,
@@ -97,7 +93,7 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     splits = load_splits(recipe, progress=not quiet)
     task = resolved_task(recipe, splits)
     if task == "binary" and splits.task == "multiclass" and splits.n_outputs == 2:
-        splits = _binary_from_two_classes(splits)
+        splits = binary_from_two_classes(splits)
     splits = _resized(splits, source, resize)
     n_outputs = 1 if task in ("binary", "regression") and splits.n_outputs <= 2 \
         else int(splits.n_outputs)
