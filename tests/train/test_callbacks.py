@@ -282,3 +282,23 @@ def test_nan_guard_catches_a_divergence_between_checks_at_the_epoch_end(blobs, m
     assert t.divergence["layer"] in {n for n, _ in t.model.named_parameters()}
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
     assert not (tmp_path / "last.pt").exists()  # a diverged state is never checkpointed
+
+
+def test_nan_guard_names_a_layer_when_only_the_epoch_loss_is_not_finite(mlp):
+    # The epoch's loss overflowed between two checks while the last step's gradients are
+    # finite: the guard itself names the layer with the largest gradient norm.
+    from types import SimpleNamespace
+
+    model = mlp()
+    t = SimpleNamespace(model=model, device=torch.device("cpu"), last_loss=torch.tensor(1.0),
+                        status="running", step=7, epoch=0, stop_training=False, divergence=None)
+    guard = NanGuard(check_every=1000)
+    guard.on_fit_start(t)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 1e-3)
+    model[2].weight.grad.fill_(5.0)  # the largest norm: 5·√(3·16)
+    guard.on_epoch_end(t, 1, {"loss": float("inf")})
+    assert t.status == "diverged" and t.stop_training
+    assert t.divergence["layer"] == "2.weight" and t.divergence["step"] == 6
+    assert abs(t.divergence["grad_norm"] - 5.0 * math.sqrt(3 * 16)) < 1e-4
+    assert "'2.weight'" in t.divergence["message"]

@@ -236,7 +236,10 @@ class NanGuard(Callback):
     ``t.status = "diverged"`` and ``t.divergence = {"step", "epoch", "layer", "grad_norm",
     "message"}``. The layer is the first parameter whose gradient norm is non-finite, or, when
     every gradient is non-finite, the one with the largest norm at the previous check (where
-    the explosion was heading). Checkpoints are never deleted; ``ModelCheckpoint`` writes no
+    the explosion was heading). A loss that goes non-finite between two checks is caught at
+    the epoch end from the epoch's loss; the layer is then named the same way from the
+    gradients of the last step still in ``.grad`` (with finite gradients: the largest norm).
+    Checkpoints are never deleted; ``ModelCheckpoint`` writes no
     checkpoint of a diverged state, so the last good one stays.
 
     Args:
@@ -273,7 +276,8 @@ class NanGuard(Callback):
         if (step + 1) % self.check_every == 0:
             self._check(t, step)
 
-    def _check(self, t, step) -> None:
+    def _measure(self, t) -> tuple[list[str], list[float], bool]:
+        """Names and norms of the current gradients, and whether the last loss is finite."""
         present = [(n, p.grad) for n, p in zip(self._names, self._params, strict=True)
                    if p.grad is not None]
         if present:
@@ -283,31 +287,36 @@ class NanGuard(Callback):
         loss = t.last_loss if t.last_loss is not None else torch.zeros(())
         values = torch.cat([loss.reshape(1).to(norms), norms]).tolist()
         # host sync: the line above, once per check_every steps
-        if all(math.isfinite(v) for v in values):
-            self._prev_norms = values[1:]
+        return [n for n, _ in present], values[1:], math.isfinite(values[0])
+
+    def _check(self, t, step) -> None:
+        names, norms, loss_finite = self._measure(t)
+        if loss_finite and all(math.isfinite(v) for v in norms):
+            self._prev_norms = norms
             self._snapshot(t)
             return
-        self._diverged(t, step, [n for n, _ in present], values[1:], math.isfinite(values[0]))
+        self._diverged(t, step, names, norms, loss_finite)
 
     def on_epoch_end(self, t, epoch, logs):
         # Between two checks the epoch's loss can go non-finite: the gradients of the last
-        # step are still there, so the layer can be named as at a regular check.
+        # step are still in .grad, so the layer is named from them (the non-finite one, else
+        # the largest norm), as at a regular check.
         if t.status != "diverged" and not math.isfinite(logs.get("loss", 0.0)):
-            self._check(t, t.step - 1)
-            if t.status != "diverged":
-                self._diverged(t, t.step - 1, [], [])
+            names, norms, loss_finite = self._measure(t)
+            self._diverged(t, t.step - 1, names, norms, loss_finite)
 
     def _diverged(self, t, step, names, norms, loss_finite=False):
         layer, value = None, None
         bad = [(n, v) for n, v in zip(names, norms, strict=True) if not math.isfinite(v)]
         if bad and len(bad) < len(names):
             layer, value = bad[0]
-        elif self._prev_norms and len(self._prev_norms) == len(names):
+        elif bad and self._prev_norms and len(self._prev_norms) == len(names):
+            # every gradient is non-finite: name where the explosion was heading
             i = max(range(len(names)), key=lambda j: self._prev_norms[j])
             layer, value = names[i], self._prev_norms[i]
         elif bad:
             layer, value = bad[0]
-        elif names:
+        elif names:  # finite gradients (a loss that overflowed): the largest one
             i = max(range(len(names)), key=lambda j: norms[j])
             layer, value = names[i], norms[i]
         # The bad update has not been applied: keep the current weights when they are still
