@@ -178,13 +178,21 @@ def test_interrupted_fit_exits_130_and_says_how_to_resume(runner, tiny_dir, tmp_
 def test_cli_makes_openmp_threads_sleep_unless_the_user_chose(tmp_path):
     import os
 
-    code = ("import sys, trainwell.cli, os; "
+    code = ("import sys, os, trainwell, trainwell.cli\n"
+            "print(os.environ.get('OMP_WAIT_POLICY', '-'))\n"  # importing changes nothing
+            "try:\n    trainwell.cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120).stdout.split()
-    assert out == ["PASSIVE", "False"]  # set before torch is loaded, so it takes effect
+    # main() sets it, before torch is loaded, so it takes effect
+    assert out[0] == "-" and out[-2:] == ["PASSIVE", "False"]
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120).stdout.split()
-    assert out[0] == "ACTIVE"
+    assert out[0] == "ACTIVE" and out[-2] == "ACTIVE"
+
+
+def test_fit_help_says_openmp_threads_sleep(runner):
+    result = runner.invoke(app, ["fit", "--help"])
+    assert "OMP_WAIT_POLICY" in result.stdout

@@ -64,7 +64,9 @@ def fit(
     Prints the model summary, live progress and a final table of train/validation/test
     metrics. Exit code 0 when training completed or early stopping ended it, 1 when it
     diverged (NaN/Inf loss; the last good checkpoint is kept), 2 for bad input, 130 when
-    interrupted with Ctrl-C (resume with `--resume RUN`).
+    interrupted with Ctrl-C (resume with `--resume RUN`). Waiting OpenMP threads sleep
+    instead of spinning (OMP_WAIT_POLICY=PASSIVE unless you set it), which keeps epochs fast
+    on a CPU shared with other processes.
 
     Examples:
 
