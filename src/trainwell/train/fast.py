@@ -12,7 +12,9 @@ eager step does, and with ``compile=True`` it captures the whole step with ``tor
 3. :func:`trainwell.optim.clip_gradients`, then the optimizer's *own* ``step`` (the
    ``torch.optim`` update rule, traced, not rewritten), then max-norm;
 
-all under one graph with no host sync. The learning rate enters as a 0-dim tensor for the
+all under one graph with no host sync. Dropout works in the graph with the same
+distribution, but its masks come from the compiler's random stream, so a compiled run with
+dropout is not bit-identical to an eager one (without dropout it equals it to float rounding). The learning rate enters as a 0-dim tensor for the
 optimizers that accept one (SGD family, NAdam, RMSProp, AdaGrad, AdaMax), so a schedule that
 changes it every step does not recompile; for Adam/AdamW a changed lr, and for every optimizer
 a changed momentum or β (1cycle), runs that step eagerly instead of recompiling. Any failure to compile warns once and the step runs eagerly from then
