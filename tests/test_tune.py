@@ -163,3 +163,28 @@ def test_missing_optuna_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(TrainwellError, match=r'pip install "trainwell\[tune\]"'):
         require_optuna()
+
+
+def test_best_trials_table_headers_stay_readable_on_a_narrow_terminal():
+    import io
+    from types import SimpleNamespace
+
+    import optuna
+    from rich.console import Console
+
+    from trainwell.tune import print_best_trials
+
+    params = {"optimizer.lr": 0.00229, "optimizer.name": "nesterov", "model.hidden.layers": 3,
+              "model.hidden.units": 109, "model.activation": "elu", "model.batch_norm": "after",
+              "regularization.dropout": 0.37, "train.batch_size": 64}
+    trial = SimpleNamespace(state=optuna.trial.TrialState.COMPLETE)
+    result = SimpleNamespace(
+        study=SimpleNamespace(study_name="default", trials=[trial]), metric="val_accuracy",
+        rows=[dict(trial=0, value=0.8028, params=params, epochs=1, seconds=11.1)])
+    buf = io.StringIO()
+    print_best_trials(result, Console(file=buf, width=140, color_system=None))
+    text = buf.getvalue()
+    assert "…" not in text
+    for word in ("lr", "name", "layers", "units", "activation", "batch_norm", "dropout",
+                 "batch_size", "val_accuracy", "nesterov", "0.00229"):
+        assert word in text, word

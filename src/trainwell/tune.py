@@ -502,6 +502,7 @@ def best_trials_rows(study: Any, metric: str, top: int = 10) -> list[dict[str, A
 def print_best_trials(result: TuneResult, console: Any = None) -> None:
     """The best trials as a rich table, and the study's trial counts."""
     import optuna
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -509,14 +510,17 @@ def print_best_trials(result: TuneResult, console: Any = None) -> None:
     states = [t.state for t in result.study.trials]
     count = {s.name.lower(): states.count(s) for s in optuna.trial.TrialState if states.count(s)}
     params = list(dict.fromkeys(k for r in result.rows for k in r["params"]))
-    table = Table(title=f"best trials of {result.study.study_name} "
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+                  title=f"best trials of {result.study.study_name} "
                         f"({', '.join(f'{v} {k}' for k, v in count.items())})")
+    # a field's section on its own header line, and folding instead of "…", keep every
+    # header readable when the space has many parameters and the terminal is narrow
     table.add_column("trial", justify="right")
-    table.add_column(result.metric, justify="right")
+    table.add_column(result.metric, justify="right", overflow="fold")
     for p in params:
-        table.add_column(p, justify="right")
+        table.add_column(p.replace(".", "\n", 1), justify="right", overflow="fold")
     table.add_column("epochs", justify="right")
-    table.add_column("time", justify="right")
+    table.add_column("time", justify="right", no_wrap=True)
     for i, r in enumerate(result.rows):
         cells = [str(r["trial"]), f"{r['value']:.4f}"]
         for p in params:
