@@ -7,6 +7,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -119,15 +120,118 @@ def test_mc_dropout_keeps_batch_norm_in_eval_mode():
     mean, std = predict_proba(model, x, mc=50, seed=1)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # running stats not updated
-    # oracle: BN in eval + dropout in train, averaged by hand with the same seed
+    # oracle: BN in eval + dropout in train, the 50 passes drawn as one stacked batch (as
+    # trainwell.uncertainty.mc_predict does) with the same seed, averaged by hand
     torch.manual_seed(1)
     model.eval()
     model[3].train()
     with torch.no_grad():
-        samples = torch.stack([torch.softmax(model(x), 1) for _ in range(50)])
+        samples = torch.softmax(model(x.repeat(50, 1)), 1).reshape(50, 10, 2)
     torch.testing.assert_close(mean, samples.mean(0))
     torch.testing.assert_close(std, samples.std(0, unbiased=False))
-    assert not model.training or True
+
+
+def test_predict_mc_adds_entropy_and_uncertain_columns(runner, trained_run, tiny_dir):
+    result = runner.invoke(app, ["predict", str(trained_run), str(tiny_dir / "tiny.npz"),
+                                 "--mc", "30", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(result.stdout)
+    assert rows[0] == ["predicted", "p0", "p1", "p2", "std_p0", "std_p1", "std_p2",
+                       "entropy", "uncertain"]
+    p = np.array([[float(v) for v in r[1:4]] for r in rows[1:]])
+    entropy = np.array([float(r[7]) for r in rows[1:]])
+    flags = np.array([r[8] == "1" for r in rows[1:]])
+    # oracle: H(p̄) = −Σ p̄ log p̄; flagged when above half the maximum entropy log 3
+    expected = -(p * np.log(np.clip(p, 1e-12, 1))).sum(1)
+    np.testing.assert_allclose(entropy, expected, atol=5e-5)
+    clear = np.abs(expected - 0.5 * np.log(3)) > 1e-4
+    np.testing.assert_array_equal(flags[clear], (expected > 0.5 * np.log(3))[clear])
+    assert "flagged uncertain" in result.stderr
+
+
+def test_predict_mc_npz_holds_the_shared_mc_predict_result(runner, trained_run, tiny_dir,
+                                                           tmp_path):
+    from trainwell.uncertainty import mc_predict
+
+    out = tmp_path / "u.npz"
+    result = runner.invoke(app, ["predict", str(trained_run), str(tiny_dir / "tiny.npz"),
+                                 "--mc", "25", "--seed", "7", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    z = np.load(out)
+    loaded = load_run(trained_run)
+    x = prepare_inputs(np.load(tiny_dir / "tiny.npz")["x"],
+                       loaded.model_info["extra"]["data"])
+    res = mc_predict(loaded.model, x, n=25, seed=7, task="multiclass")
+    np.testing.assert_allclose(z["probabilities"], res.mean.numpy(), atol=1e-6)
+    np.testing.assert_allclose(z["entropy"], res.entropy.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(z["uncertain"], res.uncertain.numpy())
+    plain = tmp_path / "plain.npz"
+    runner.invoke(app, ["predict", str(trained_run), str(tiny_dir / "tiny.npz"),
+                        "--out", str(plain)])
+    assert "entropy" not in np.load(plain).files  # only with --mc
+
+
+def test_evaluate_mc_scores_calibration_with_and_without_mc_dropout(runner, trained_run):
+    from trainwell.uncertainty import mc_predict
+
+    result = runner.invoke(app, ["evaluate", str(trained_run), "--mc", "20", "--seed", "2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    # without MC: the same numbers as the plain evaluation (NLL = the cross-entropy loss)
+    assert abs(got["deterministic"]["accuracy"] - got["accuracy"]) < 1e-9
+    assert abs(got["deterministic"]["nll"] - got["loss"]) < 1e-4
+    # with MC: oracle from the shared mc_predict with the same passes and seed
+    loaded = load_run(trained_run)
+    splits = loaded.splits_loader()
+    res = mc_predict(loaded.model, splits.x_test, n=20, seed=2)
+    acc = float((res.mean.argmax(1) == splits.y_test).double().mean())
+    nll = float(-torch.log(res.mean.gather(1, splits.y_test[:, None]).clamp_min(1e-12)).mean())
+    assert abs(got["mc"]["accuracy"] - acc) < 1e-9 and abs(got["mc"]["nll"] - nll) < 1e-4
+    assert 0 <= got["mc"]["ece"] <= 1 and 0 <= got["deterministic"]["ece"] <= 1
+    assert got["flagged"] == pytest.approx(float(res.uncertain.double().mean()))
+    plot = trained_run / "plots" / "reliability_test.png"
+    assert got["reliability_plot"] == str(plot) and plot.is_file()
+    titles = [s["title"] for s in json.loads((trained_run / "summary.json").read_text())
+              ["sections"]]
+    assert "Calibration with MC dropout (test)" in titles
+
+
+def test_evaluate_mc_prints_the_table_and_the_plot(runner, trained_run):
+    result = runner.invoke(app, ["evaluate", str(trained_run), "--mc", "10",
+                                 "--split", "val"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for word in ("accuracy", "NLL", "ECE", "no MC dropout", "MC dropout (N=10)",
+                 "flagged", "reliability_val.png"):
+        assert word in text, word
+
+
+def test_evaluate_mc_on_a_regression_run_needs_a_classification_task(runner, tmp_path,
+                                                                      tiny_dir):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3)).astype(np.float32)
+    np.savez(tmp_path / "reg.npz", x=x, y=x.sum(1), x_test=x[:20], y_test=x[:20].sum(1))
+    recipe = tmp_path / "reg.toml"
+    recipe.write_text(f"""name = "reg"
+[data]
+dataset = "{(tmp_path / "reg.npz").as_posix()}"
+validation = 20
+[model]
+hidden = [4]
+[regularization]
+dropout = 0.2
+[train]
+epochs = 1
+device = "cpu"
+""")
+    fit = runner.invoke(app, ["fit", str(recipe), "--out", str(tmp_path / "runs"), "--quiet"])
+    assert fit.exit_code == 0, fit.output
+    (run,) = list((tmp_path / "runs").iterdir())
+    result = runner.invoke(app, ["evaluate", str(run), "--mc", "5"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --mc") and "classification task" in result.stderr
+    assert not (run / "plots" / "reliability_test.png").exists()
 
 
 def test_prepare_inputs_scales_reshapes_and_standardizes():

@@ -1,4 +1,6 @@
-"""``trainwell evaluate RUN``: loss and metrics of a trained run on one split of its data."""
+"""``trainwell evaluate RUN``: loss and metrics of a trained run on one split of its data, and
+with ``--mc N`` its calibration with and without MC dropout
+(:func:`trainwell.uncertainty.report_run_uncertainty`)."""
 
 from __future__ import annotations
 
@@ -15,37 +17,79 @@ def evaluate(
     split: str = typer.Option("test", "--split",
                               help="Which split of the run's dataset: train, val or test."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    mc: int = typer.Option(0, "--mc", min=0, metavar="N",
+                           help="Also score MC dropout with N stochastic passes (classification "
+                                "only): accuracy, NLL and ECE with and without it, the share of "
+                                "examples flagged uncertain, and plots/reliability_<split>.png "
+                                "in the run (0 = off)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the MC dropout passes."),
 ) -> None:
     """Evaluate a run's trained model (eval mode: dropout off, batch norm running stats)
     on the train, val or test split of the dataset its recipe names.
 
-    Example:
+    With --mc N it also runs MC dropout (N passes with only dropout on) and prints a table of
+    accuracy, NLL and ECE without and with it; the reliability diagram and the table are added
+    to the run's report.
+
+    Examples:
 
         trainwell evaluate runs/20250101-120000-default --split val
+
+        trainwell evaluate runs/20250101-120000-mc_dropout --mc 100 --json
     """
     from trainwell.errors import ConfigError, DataError
     from trainwell.run import evaluate_model, load_run
+    from trainwell.uncertainty import CLASSIFICATION_TASKS
 
     if split not in ("train", "val", "test"):
         raise ConfigError("--split", split, ["train", "val", "test"])
     loaded = load_run(run)
+    if mc and loaded.task not in CLASSIFICATION_TASKS:
+        raise ConfigError("--mc", mc, "0 for this run: MC dropout calibration needs a "
+                          f"classification task ({', '.join(CLASSIFICATION_TASKS)}); "
+                          f"{run} is a {loaded.task} run")
     splits = loaded.splits_loader()
     x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
     if x is None or len(x) == 0:
         raise DataError(f"--split {split}: the dataset of {run} has no {split} examples")
     metrics = evaluate_model(loaded.model, x, y, task=loaded.task)
+    rep = plot = None
+    if mc:
+        from trainwell.uncertainty import report_run_uncertainty
+
+        rep = report_run_uncertainty(run, mc=mc, split=split, seed=seed, loaded=loaded,
+                                     splits=splits)
+        plot = Path(run) / "plots" / f"reliability_{split}.png"
     if as_json:
-        typer.echo(json.dumps({"run": str(run), "split": split, "n": int(len(x)), **metrics}))
+        out = {"run": str(run), "split": split, "n": int(len(x)), **metrics}
+        if rep is not None:
+            out.update(mc_passes=mc, seed=seed, deterministic=rep.deterministic.as_dict(),
+                       mc=rep.mc.as_dict(), flagged=rep.flagged, rule=rep.mc_result.rule,
+                       reliability_plot=str(plot))
+        typer.echo(json.dumps(out))
         return
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     table = Table(title=f"{loaded.recipe.name} — {split} ({len(x)} examples)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
         table.add_row(k, f"{v:.4f}")
-    Console().print(table)
+    console.print(table)
+    if rep is not None:
+        wanted = ("method", "accuracy", "NLL", "ECE")
+        header = rep.table[0]
+        cols = [header.index(c) for c in wanted]
+        mc_table = Table(title=f"with and without MC dropout ({mc} passes, seed {seed})")
+        for i, c in enumerate(wanted):
+            mc_table.add_column(c, justify="left" if i == 0 else "right")
+        for row in rep.table[1:]:
+            mc_table.add_row(*(row[i] for i in cols))
+        console.print(mc_table)
+        console.print(rep.text, markup=False)
+        console.print(f"reliability diagram: {plot}", markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

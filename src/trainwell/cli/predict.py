@@ -1,4 +1,5 @@
-"""``trainwell predict RUN INPUT``: probabilities of a trained run, optionally with MC dropout."""
+"""``trainwell predict RUN INPUT``: probabilities of a trained run, optionally with MC dropout
+(:func:`trainwell.uncertainty.mc_predict`: mean, std, entropy and an uncertainty flag)."""
 
 from __future__ import annotations
 
@@ -72,37 +73,22 @@ def prepare_inputs(x_raw: Any, stats: dict[str, Any]) -> Any:
 
 def predict_proba(model: Any, x: Any, *, task: str = "multiclass", mc: int = 0, seed: int = 0,
                   batch_size: int = 1024) -> tuple[Any, Any]:
-    """``(mean probabilities, std or None)``.
+    """``(mean probabilities, std or None)`` through :mod:`trainwell.uncertainty`.
 
-    ``mc=0``: one deterministic pass in eval mode. ``mc=N``: N stochastic passes with only
-    dropout active (batch norm stays in eval mode, using its running statistics), seeded by
-    ``seed``; returns their mean and standard deviation.
+    ``mc=0``: one deterministic pass in eval mode
+    (:func:`~trainwell.uncertainty.deterministic_predict`). ``mc=N``: MC dropout,
+    :func:`~trainwell.uncertainty.mc_predict` — N stochastic passes with only dropout active
+    (batch norm stays in eval mode), seeded by ``seed``; their mean and standard deviation.
+
+    Example:
+        >>> mean, std = predict_proba(model, x, mc=100, seed=0)   # doctest: +SKIP
     """
-    import torch
+    from trainwell.uncertainty import deterministic_predict, mc_predict
 
-    from trainwell.nn import mc_dropout_mode
-    from trainwell.tasks import get_task
-
-    t = get_task(task)
-    model.eval()
-    means, stds = [], []
-    with torch.no_grad():
-        if mc <= 0:
-            for lo in range(0, len(x), batch_size):
-                means.append(t.probabilities(model(x[lo:lo + batch_size])))
-            return torch.cat(means), None
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        try:
-            with mc_dropout_mode(model):
-                for lo in range(0, len(x), batch_size):
-                    xb = x[lo:lo + batch_size]
-                    samples = torch.stack([t.probabilities(model(xb)) for _ in range(mc)])
-                    means.append(samples.mean(dim=0))
-                    stds.append(samples.std(dim=0, unbiased=False))
-        finally:
-            torch.random.set_rng_state(gen_state)
-    return torch.cat(means), torch.cat(stds)
+    if mc <= 0:
+        return deterministic_predict(model, x, batch_size=batch_size, task=task), None
+    res = mc_predict(model, x, n=mc, seed=seed, task=task, batch_size=batch_size)
+    return res.mean, res.std
 
 
 def _columns(task: str, n_out: int, class_names: list[str] | None) -> list[str]:
@@ -119,7 +105,8 @@ def predict(
                                  help="Features to predict: .npz (array x) or .csv (header row)."),
     mc: int = typer.Option(0, "--mc", min=0, metavar="N",
                            help="MC dropout: average N stochastic passes with only dropout on "
-                                "(batch norm stays in eval mode) and report the std as well."),
+                                "(batch norm stays in eval mode); adds the std, the entropy "
+                                "and an `uncertain` flag per example."),
     out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
                              help="Write to FILE (.csv or .npz) instead of printing CSV."),
     seed: int = typer.Option(0, "--seed", help="Seed of the MC dropout passes."),
@@ -128,7 +115,10 @@ def predict(
     values for regression), preprocessed exactly like the training data.
 
     Output columns: `predicted` (class name or index), one probability per class, and with
-    --mc N one `std_<class>` column per class. Without --out the CSV goes to stdout.
+    --mc N one `std_<class>` column per class, the `entropy` of the mean prediction (nats) and
+    `uncertain` (1 when the entropy is above half its maximum; classification only). A .npz
+    holds the same as arrays (probabilities, std, entropy, uncertain, predicted). Without
+    --out the CSV goes to stdout.
 
     Examples:
 
@@ -153,9 +143,20 @@ def predict(
     if mc and not any("Dropout" in type(m).__name__ for m in loaded.model.modules()):
         typer.echo("warning: the model has no dropout layers; every MC pass is identical",
                    err=True)
-    mean, std = predict_proba(loaded.model, x, task=task, mc=mc, seed=seed)
-    p = mean.numpy()
-    s = std.numpy() if std is not None else None
+    entropy = uncertain = None
+    if mc:
+        from trainwell.uncertainty import mc_predict
+
+        res = mc_predict(loaded.model, x, n=mc, seed=seed, task=task)
+        mean, std = res.mean, res.std
+        if res.entropy is not None:  # classification: the uncertainty of each example
+            entropy, uncertain = res.entropy.cpu().numpy(), res.uncertain.cpu().numpy()
+            typer.echo(f"{int(uncertain.sum())} of {len(uncertain)} examples flagged "
+                       f"uncertain ({res.rule})", err=True)
+    else:
+        mean, std = predict_proba(loaded.model, x, task=task)
+    p = mean.cpu().numpy()
+    s = std.cpu().numpy() if std is not None else None
     cols = _columns(task, p.shape[1] if p.ndim == 2 else 1, extra.get("class_names"))
     p2 = p.reshape(len(p), -1)
     if task == "multiclass":
@@ -170,6 +171,8 @@ def predict(
         arrays = {"probabilities": p}
         if s is not None:
             arrays["std"] = s
+        if entropy is not None:
+            arrays["entropy"], arrays["uncertain"] = entropy, uncertain
         if task == "multiclass":
             arrays["predicted"] = p2.argmax(axis=1)
         np.savez(out, **arrays)
@@ -178,12 +181,15 @@ def predict(
     buf = io.StringIO() if out is None else open(out, "w", newline="", encoding="utf-8")
     try:
         w = csv.writer(buf)
-        w.writerow(["predicted", *cols, *([f"std_{c}" for c in cols] if s is not None else [])])
+        w.writerow(["predicted", *cols, *([f"std_{c}" for c in cols] if s is not None else []),
+                    *(["entropy", "uncertain"] if entropy is not None else [])])
         s2 = s.reshape(len(s), -1) if s is not None else None
         for i in range(len(p2)):
             row = [labels[i], *(f"{v:.6f}" for v in p2[i])]
             if s2 is not None:
                 row += [f"{v:.6f}" for v in s2[i]]
+            if entropy is not None:
+                row += [f"{entropy[i]:.6f}", "1" if uncertain[i] else "0"]
             w.writerow(row)
         if out is None:
             sys.stdout.write(buf.getvalue())
