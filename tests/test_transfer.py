@@ -277,3 +277,20 @@ def test_fine_tune_rejects_bad_schedules_before_training():
         fine_tune(new, x, y, unfreeze=9)
     with pytest.raises(DataError, match="expects inputs of shape"):
         fine_tune(new, torch.randn(16, 5, 5), y)
+
+
+def test_phase_plot_names_the_actual_lr_factor_and_counts_whole_epochs(tmp_path, monkeypatch):
+    import trainwell.report.plots as plots
+    from trainwell.transfer import plot_fine_tune
+
+    figures = []
+    saved = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: (figures.append(fig),
+                                                                 saved(fig, path))[1])
+    rows = [dict(epoch=1, loss=0.7, accuracy=0.6, lr=1e-3, phase="frozen"),
+            dict(epoch=2, loss=0.6, accuracy=0.7, lr=1e-4, phase="unfrozen")]
+    path = plot_fine_tune(rows, tmp_path / "phases.png")
+    assert path.is_file()
+    ax = figures[0].axes[0]
+    assert any("lr × 0.1" in t.get_text() for t in ax.texts)
+    assert all(float(t).is_integer() for t in ax.get_xticks())

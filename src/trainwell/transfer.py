@@ -603,6 +603,8 @@ def plot_fine_tune(history: Any, path: str | os.PathLike, *, metric: str = "accu
     Example:
         >>> plot_fine_tune(history, "runs/x/plots/transfer_phases.png")   # doctest: +SKIP
     """
+    from matplotlib.ticker import MaxNLocator
+
     from trainwell.report.plots import new_figure, save_figure
 
     rows = _history_rows(history)
@@ -628,14 +630,24 @@ def plot_fine_tune(history: Any, path: str | os.PathLike, *, metric: str = "accu
         if switch and any(r.get("phase") == "frozen" for r in rows):
             at = switch[0] - 0.5
             ax.axvline(at, color="black", linestyle=":", linewidth=1.2)
-            ax.text(at, 1.0, "  unfrozen, lr × factor", transform=ax.get_xaxis_transform(),
-                    va="top", ha="left", fontsize=8)
+            ax.text(at, 1.0, f"  unfrozen, lr × {_lr_factor(rows)}",
+                    transform=ax.get_xaxis_transform(), va="top", ha="left", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def _lr_factor(rows: list[dict[str, Any]]) -> str:
+    """Phase-2 lr ÷ phase-1 lr as logged (e.g. ``"0.1"``), or ``"factor"`` when unknown."""
+    frozen = [r.get("lr") for r in rows if r.get("phase") == "frozen"]
+    unfrozen = [r.get("lr") for r in rows if r.get("phase") == "unfrozen"]
+    if frozen and unfrozen and _finite(frozen[-1]) and _finite(unfrozen[0]) and frozen[-1] > 0:
+        return f"{unfrozen[0] / frozen[-1]:.3g}"
+    return "factor"
 
 
 def _finite(v: Any) -> bool:
