@@ -205,3 +205,23 @@ def test_bad_spec_entries_are_named(tmp_path):
         load_spec(p)
     with pytest.raises(ConfigError, match="fashion_exercise"):
         load_spec("no_such_spec")
+
+
+def test_one_epoch_comparisons_still_draw_a_visible_point_per_variant(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from trainwell.compare import RunOutcome, plot_comparison
+
+    figures = []
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda self, *a, **k: (figures.append(self), real_savefig(self, *a, **k)))
+    row = dict(epoch=1, loss=0.9, accuracy=0.7, val_loss=0.6, val_accuracy=0.8, time=0.4)
+    outcomes = [RunOutcome(variant=v, seed=0, run_dir="", status="completed", epochs=[row],
+                           metric="val_accuracy", best=0.8, best_epoch=1, time_per_epoch=0.4,
+                           total_time=1.0) for v in ("a", "b")]
+    plot_comparison(outcomes, tmp_path)
+    curves = figures[0]
+    for ax in curves.axes:
+        assert ax.lines and all(line.get_marker() not in (None, "", "None") for line in ax.lines)
+        assert all(float(t).is_integer() for t in ax.get_xticks())

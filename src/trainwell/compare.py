@@ -600,6 +600,7 @@ def plot_comparison(outcomes: Sequence[RunOutcome], folder: str | Path) -> list[
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -613,10 +614,15 @@ def plot_comparison(outcomes: Sequence[RunOutcome], folder: str | Path) -> list[
         for o in outcomes:
             ep = [e.get("epoch", i + 1) for i, e in enumerate(o.epochs)]
             first = o.seed == min(x.seed for x in outcomes if x.variant == o.variant)
+            # markers: a one-epoch run is a single point, invisible as a bare line
             ax.plot(ep, [e.get(f"val_{key}", math.nan) for e in o.epochs], color=colors[o.variant],
-                    lw=1.8, label=o.variant if first else None)
+                    lw=1.8, marker="o", ms=3, label=o.variant if first else None)
             ax.plot(ep, [e.get(key, math.nan) for e in o.epochs], color=colors[o.variant],
-                    lw=1, ls="--", alpha=0.6)
+                    lw=1, ls="--", marker="o", ms=2, alpha=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))   # whole epochs
+        last = max((len(o.epochs) for o in outcomes), default=0)
+        if last <= 1:
+            ax.set_xlim(0.5, 1.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(f"{label}: validation (solid), training (dashed)")
