@@ -632,7 +632,7 @@ def plot_fine_tune(history: Any, path: str | os.PathLike, *, metric: str = "accu
             ax.axvline(at, color="black", linestyle=":", linewidth=1.2)
             ax.text(at, 1.0, f"  unfrozen, lr × {_lr_factor(rows)}",
                     transform=ax.get_xaxis_transform(), va="top", ha="left", fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))   # whole epochs
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
