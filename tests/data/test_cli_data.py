@@ -56,3 +56,12 @@ def test_list_shows_every_dataset(app):
     assert res.exit_code == 0
     for name in ("fashion_mnist", "mnist", "cifar10", "npz", "csv"):
         assert name in res.output
+
+
+def test_info_of_a_file_of_another_type_names_the_file_types_read(app, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello")
+    res = CliRunner().invoke(app, ["data", "info", str(f)])
+    assert res.exit_code == 2
+    assert ".npz" in res.output and ".csv" in res.output and "notes.txt" in res.output
+    assert "fashion_mnist" in res.output

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trainwell.errors import TrainwellError
+from trainwell.errors import ConfigError, TrainwellError
 
 __all__ = ["register", "data_app"]
 
@@ -87,11 +87,16 @@ def info(name: str = typer.Argument(..., help="a dataset name or a .npz/.csv fil
 
     console = Console(highlight=False)
     try:
-        if Path(name).suffix.lower() in (".npz", ".csv"):
+        suffix = Path(name).suffix.lower()
+        if suffix in (".npz", ".csv"):
             raw = load_raw(name, target=target)
             console.print(f"{name}: user file", markup=False)
             _describe(raw, console)
             return
+        if suffix and DATASETS.canonical(name) is None:   # a file, not a dataset name
+            builtins = [n for n, e in DATASETS.items() if e.meta.get("kind") == "builtin"]
+            raise ConfigError("NAME", name, "a .npz or .csv file, or a dataset name: "
+                              + ", ".join(builtins))
         entry = DATASETS.get(name, field="dataset")
         if entry.meta.get("kind") != "builtin":
             console.print(f"{entry.name}: {entry.description}", markup=False)
