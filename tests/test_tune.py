@@ -188,3 +188,26 @@ def test_best_trials_table_headers_stay_readable_on_a_narrow_terminal():
     for word in ("lr", "name", "layers", "units", "activation", "batch_norm", "dropout",
                  "batch_size", "val_accuracy", "nesterov", "0.00229"):
         assert word in text, word
+
+
+def test_a_space_written_with_toml_tables_reads_like_quoted_dotted_names(tmp_path):
+    import tomllib
+
+    text = """
+[optimizer.lr]
+low = 1e-4
+high = 1e-1
+log = true
+
+[model]
+activation = ["relu", "elu"]
+hidden = {layers = [1, 3], units = [16, 64]}
+"""
+    specs = parse_space(tomllib.loads(text), Recipe())
+    assert {s.path for s in specs} == {"optimizer.lr", "model.activation", "model.hidden"}
+    lr = next(s for s in specs if s.path == "optimizer.lr")
+    assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
+    with pytest.raises(ConfigError) as err:   # a misspelt field under a table is named in full
+        parse_space(tomllib.loads("[optimizer.learning_rate]\nlow = 0.1\nhigh = 1.0\n"),
+                    Recipe())
+    assert "optimizer.learning_rate" in str(err.value)

@@ -121,6 +121,21 @@ def _int_range(where: str, v: Any, minimum: int) -> tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
+def _flatten_tables(raw: dict[str, Any], fields: Sequence[str], prefix: str = ""
+                    ) -> dict[str, Any]:
+    """``{"optimizer": {"lr": {...}}}`` (a TOML ``[optimizer.lr]`` table) → ``{"optimizer.lr":
+    {...}}``: a key that is a recipe section rather than a field is a table of its fields."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in fields and any(
+                f.startswith(path + ".") for f in fields):
+            out.update(_flatten_tables(value, fields, prefix=path + "."))
+        else:
+            out[path] = value
+    return out
+
+
 def parse_space(raw: Any, recipe: Any, *, source: str = "space") -> list[ParamSpec]:
     """Validate a search space (a dict as read from TOML) against ``recipe``'s schema.
 
@@ -132,6 +147,7 @@ def parse_space(raw: Any, recipe: Any, *, source: str = "space") -> list[ParamSp
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(source, raw, 'a table of "section.field" = distribution entries')
     valid = _valid_fields(recipe)
+    raw = _flatten_tables(raw, [*valid, *_DERIVED])
     specs: list[ParamSpec] = []
     for path, dist in raw.items():
         where = f"{source}: {path}"
