@@ -211,3 +211,14 @@ hidden = {layers = [1, 3], units = [16, 64]}
         parse_space(tomllib.loads("[optimizer.learning_rate]\nlow = 0.1\nhigh = 1.0\n"),
                     Recipe())
     assert "optimizer.learning_rate" in str(err.value)
+
+
+def test_an_unknown_metric_is_refused_before_any_trial(tmp_path):
+    base = apply_overrides(Recipe(name="m"), FAST + ["train.epochs=1"])
+    space = {"optimizer.lr": {"low": 0.01, "high": 0.1}}
+    with pytest.raises(ConfigError) as err:
+        run_study(base, space, n_trials=1, out=tmp_path, splits=_splits(), metric="val_acc")
+    assert err.value.field == "--metric" and "val_accuracy" in str(err.value)
+    assert not (tmp_path / "tune-m" / "trials").exists()
+    r = run_study(base, space, n_trials=1, out=tmp_path, splits=_splits(), metric="val_loss")
+    assert r.study.direction.name == "MINIMIZE" and r.study.best_value > 0

@@ -395,11 +395,18 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
         from trainwell.compose import load_splits
 
         shared = load_splits(recipe, progress=not quiet)
-    if metric == "auto":
-        from trainwell.compose import resolved_task
+    from trainwell.compose import resolved_task
+    from trainwell.tasks import get_task
 
-        task = resolved_task(recipe, shared) if shared is not None else recipe.model.task
+    task = resolved_task(recipe, shared) if shared is not None else recipe.model.task
+    if metric == "auto":
         metric = "val_loss" if task == "regression" else "val_accuracy"
+    if task in ("multiclass", "binary", "multilabel", "regression"):
+        # a misspelt metric would make every trial fail without a value: refuse it now
+        names = ["loss", *get_task(task).metrics]
+        accepted = [f"val_{n}" for n in names] + names
+        if metric not in accepted:
+            raise ConfigError("--metric", metric, ["auto", *accepted])
     direction = "maximize" if "acc" in metric else "minimize"
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
