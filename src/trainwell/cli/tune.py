@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
         from trainwell.tune import load_space, print_best_trials, require_optuna, run_study
 
         require_optuna()
+        if trials < 1:   # before the search is announced
+            from trainwell.errors import ConfigError
+
+            raise ConfigError("--trials", trials, "an integer ≥ 1")
         console = Console()
         base = recipe_from_cli(recipe, set_, device=device)
         specs = load_space(space, base)  # every field and bound checked before any trial
