@@ -124,3 +124,27 @@ def test_transfer_study_on_fashion_mnist_one_short_seed(tmp_path):
     (row,) = result.rows
     assert row["a"] > 0.75          # one epoch of SGD at 1e-3 already separates the 8 classes
     assert row["b_on_a"] > 0.5
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(lr_factor=0.0), "transfer.lr_factor"),
+    (dict(lr_factor=2.0), "transfer.lr_factor"),
+    (dict(compare_lr_factors=(0.0,)), "--compare-lr-factors"),
+    (dict(epochs_a=0), "--epochs-a"),
+    (dict(epochs_b=0), "--epochs-b"),
+    (dict(frozen_epochs=7), "--frozen-epochs"),
+    (dict(lr=-1.0), "optimizer.lr"),
+])
+def test_a_bad_study_setup_is_refused_before_model_a_trains(change, field, monkeypatch):
+    from dataclasses import replace
+
+    import trainwell.experiments.transfer_study as ts
+
+    def no_training(*a, **k):
+        raise AssertionError("model A was trained before the setup was checked")
+
+    monkeypatch.setattr(ts, "_fit", no_training)
+    config = replace(TransferStudyConfig.quick(), **change)
+    with pytest.raises(ConfigError) as err:
+        run_transfer_study(seeds=[0], quick=True, config=config, out=None, quiet=True)
+    assert err.value.field == field

@@ -82,6 +82,30 @@ class TransferStudyConfig:
         return cls(hidden=(32, 16, 16), lr=0.05, epochs_a=4, epochs_b=6, frozen_epochs=2,
                    b_train_size=24, compare_lr_factors=(1.0,), device="cpu")
 
+    def check(self) -> None:
+        """Refuse a setup the study cannot run, before anything trains (model A takes minutes).
+
+        Raises:
+            ConfigError: naming the option, the value and what is accepted.
+        """
+        from trainwell.errors import ConfigError
+
+        for name, value in (("--epochs-a", self.epochs_a), ("--epochs-b", self.epochs_b)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "an integer >= 1")
+        if isinstance(self.frozen_epochs, bool) or not isinstance(self.frozen_epochs, int) \
+                or not 0 <= self.frozen_epochs <= self.epochs_b:
+            raise ConfigError("--frozen-epochs", self.frozen_epochs,
+                              f"an integer from 0 to --epochs-b ({self.epochs_b})")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError("optimizer.lr", self.lr, "a number > 0")
+        if not (isinstance(self.lr_factor, (int, float)) and 0 < self.lr_factor <= 1):
+            raise ConfigError("transfer.lr_factor", self.lr_factor,
+                              "a number in (0, 1]: phase 2 trains with lr × lr_factor")
+        for f in self.compare_lr_factors:
+            if not (isinstance(f, (int, float)) and 0 < f <= 1):
+                raise ConfigError("--compare-lr-factors", f, "numbers in (0, 1]")
+
     def arms(self) -> list[tuple[str, str]]:
         """(key, label) of each column of the table: A, B from scratch, B on A (each factor)."""
         out = [("a", "task A (8 classes)"), ("b_scratch", "task B from scratch"),
@@ -315,6 +339,7 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
     seeds = parse_seeds(seeds)
     if config is None:
         config = TransferStudyConfig.quick() if quick else TransferStudyConfig()
+    config.check()
     if console is None and not quiet:
         from rich.console import Console
 
