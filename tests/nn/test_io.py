@@ -107,3 +107,19 @@ def test_cuda_model_saves_loads_clones_and_summarizes(tmp_path):
     assert model_summary(model, (4, 4)).total_params > 0
     apply_max_norm(model, 0.5)
     assert (model.hidden1.linear.weight.norm(dim=1) <= 0.5 + 1e-5).all()
+
+
+def test_loading_a_saved_model_does_not_repeat_the_build_time_advice(tmp_path):
+    import warnings
+
+    from trainwell.nn.builder import SelfNormalizationWarning
+
+    with pytest.warns(SelfNormalizationWarning):   # said once, when the user builds it
+        model = build_model(input_shape=4, n_outputs=2, hidden=[8], activation="selu",
+                            init="glorot")
+    save_model(model, tmp_path / "m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SelfNormalizationWarning)
+        loaded = load_model(tmp_path / "m")
+    x = torch.randn(3, 4)
+    assert torch.equal(loaded(x), model.eval()(x))

@@ -155,7 +155,9 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
     Example:
         >>> model = load_model("runs/x/model")  # doctest: +SKIP
     """
-    from trainwell.nn.builder import build_model
+    import warnings
+
+    from trainwell.nn.builder import SelfNormalizationWarning, build_model
 
     info = load_model_info(dir)
     config = info.get("trainwell_config")
@@ -164,7 +166,10 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
                               "trainwell's builder; build that module yourself and call "
                               "load_weights(model, dir)")
     try:
-        model = build_model(**config)
+        with warnings.catch_warnings():
+            # the advice was given when the model was built; loading it is not the time
+            warnings.simplefilter("ignore", SelfNormalizationWarning)
+            model = build_model(**config)
     except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"the model description in {dir} cannot be rebuilt by this "
                               f"trainwell version: {exc}") from exc
