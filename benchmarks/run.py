@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         n = str(args.threads)
         thread_env = {"TRAINWELL_BENCH_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        if args.threads == 1:  # JAX/XLA: one intra-op thread as well
+            thread_env["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1")
         os.environ.update(thread_env)  # the time-to-accuracy run too
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
