@@ -225,3 +225,13 @@ def test_one_epoch_comparisons_still_draw_a_visible_point_per_variant(tmp_path, 
     for ax in curves.axes:
         assert ax.lines and all(line.get_marker() not in (None, "", "None") for line in ax.lines)
         assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_total_time_is_the_training_time_so_the_first_variant_pays_no_warm_up(tmp_path):
+    variants = grid_variants([("tiny", _base())], parse_vary(["model.activation=relu,elu"]))
+    c = run_comparison(variants, seeds=[0], out=tmp_path, name="t", splits=_splits(),
+                       quiet=True)
+    for o in c.outcomes:
+        assert o.total_time == pytest.approx(sum(e["time"] for e in o.epochs))
+    page = (c.dir / "report.html").read_text()
+    assert "total time is" in page
