@@ -219,3 +219,16 @@ def test_fashion_mnist_finder_suggests_a_usual_rate_for_nesterov():
     r, _ = lr_find_recipe(recipe, steps=120, start_lr=1e-5)
     # SGD with Nesterov momentum on a standardized MLP trains well around 1e-3 … 1e-1
     assert r.diverged and 1e-3 <= r.suggestion <= 0.2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine "
+                    "without CUDA")
+def test_recipe_finder_on_an_absent_cuda_device_is_a_config_error():
+    from trainwell.errors import ConfigError
+    from trainwell.lrfind import lr_find_recipe
+    from trainwell.recipe import apply_overrides
+
+    recipe = apply_overrides(_tiny_recipe(), ["train.device=cuda"])
+    with pytest.raises(ConfigError) as err:
+        lr_find_recipe(recipe, splits=_tiny_splits(), steps=10)
+    assert err.value.field == "train.device" and "not available" in str(err.value)

@@ -323,9 +323,9 @@ _OPT_FIELDS = ("momentum", "beta_1", "beta_2", "rho", "epsilon", "weight_decay")
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from trainwell.train import resolve_device
+
+    return resolve_device(name)   # the same checks as fit: an absent device is a ConfigError
 
 
 def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
@@ -343,10 +343,10 @@ def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
     """
     from trainwell.compose import build_model_from_recipe, load_splits, resolved_task
 
+    device = _device(recipe.train.device)   # before the data are loaded
     if splits is None:
         splits = load_splits(recipe, progress=progress)
     model = build_model_from_recipe(recipe, splits)
-    device = _device(recipe.train.device)
     model.to(device)
     o = recipe.optimizer
     result = find_lr(model, splits.x_train.to(device), splits.y_train.to(device),
