@@ -361,3 +361,12 @@ def test_export_warns_when_reloaded_data_do_not_reproduce_the_run(tiny_run, tmp_
     assert json.loads((res.folder / "export.json").read_text())["warnings"] == [warning]
     clean = export_model(tiny_run, out=tmp_path, update_report=False, **FAST)
     assert clean.warnings == []
+
+
+def test_an_out_path_that_is_a_file_is_refused_before_any_work(trained, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("keep me")
+    with pytest.raises(ConfigError) as err:
+        export_model(trained, out=f)
+    assert err.value.field == "--out" and "notes.txt" in str(err.value)
+    assert f.read_text() == "keep me"

@@ -267,6 +267,9 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         raise ConfigError("threads", threads, "a number of CPU threads ≥ 1")
     if not isinstance(large_batch, int) or large_batch < 2:
         raise ConfigError("large_batch", large_batch, "a batch size ≥ 2")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError("--out", str(out), "a folder to create the export folder in (that "
+                          "path is a file)")
     run_dir: Path | None = None
     extra: dict[str, Any] = {}
     if isinstance(run_or_model, nn.Module):
