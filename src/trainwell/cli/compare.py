@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from trainwell.cli.lrfind import recipe_from_cli
+        from trainwell.cli.lrfind import check_out, recipe_from_cli
         from trainwell.compare import (
             grid_variants,
             load_spec,
@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
         )
         from trainwell.errors import ConfigError
 
+        check_out(out)
         console = Console()
         overrides = list(set_ or [])
         if device is not None:

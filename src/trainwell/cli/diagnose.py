@@ -80,9 +80,11 @@ def diagnose_command(
     """
     from rich.console import Console
 
+    from trainwell.cli.lrfind import check_out
     from trainwell.diagnose import ProbeRecord, diagnose, judge, write_tensorboard
     from trainwell.diagnose.api import write_run_diagnostics
 
+    check_out(out)
     console = Console()
     if not console.is_terminal:   # pipes and CI: room for the nine columns
         console = Console(width=160)

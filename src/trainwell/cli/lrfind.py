@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["register", "recipe_from_cli"]
+__all__ = ["register", "recipe_from_cli", "check_out"]
 
 
 def recipe_from_cli(recipe: str, sets: list[str] | None, *, seed: int | None = None,
@@ -22,6 +22,14 @@ def recipe_from_cli(recipe: str, sets: list[str] | None, *, seed: int | None = N
         overrides.append(f"train.device={device}")
     r = resolve(recipe)
     return apply_overrides(r, overrides) if overrides else r
+
+
+def check_out(out: Path | str | None) -> None:
+    """Refuse an ``--out`` that names an existing file, before any work is done."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        from trainwell.errors import ConfigError
+
+        raise ConfigError("--out", str(out), "a folder for the results (that path is a file)")
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +61,7 @@ def register(app: typer.Typer) -> None:
         from trainwell.lrfind import RULES, lr_find_recipe, plot_lr_find
         from trainwell.run import new_run_dir
 
+        check_out(out)
         if rule not in RULES:
             from trainwell.errors import ConfigError
 

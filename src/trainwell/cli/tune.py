@@ -49,10 +49,11 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from trainwell.cli.lrfind import recipe_from_cli
+        from trainwell.cli.lrfind import check_out, recipe_from_cli
         from trainwell.tune import load_space, print_best_trials, require_optuna, run_study
 
         require_optuna()
+        check_out(out)
         if trials < 1:   # before the search is announced
             from trainwell.errors import ConfigError
 

@@ -1,0 +1,23 @@
+"""`--out` naming an existing file: one `--out` error, exit code 2, before any work."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from trainwell.cli import app
+
+
+@pytest.mark.parametrize("args", [
+    ["lr-find", "default", "--steps", "5"],
+    ["diagnose", "default", "--steps", "5"],
+    ["tune", "default", "--space", "learning_rate", "--trials", "1"],
+    ["compare", "default", "--vary", "model.activation=relu,elu"],
+])
+def test_out_that_is_a_file_is_one_error(tmp_path, args):
+    f = tmp_path / "notes.txt"
+    f.write_text("keep me")
+    res = CliRunner().invoke(app, [*args, "--out", str(f)])
+    assert res.exit_code == 2, res.output
+    assert "--out" in res.output and "Traceback" not in res.output
+    assert f.read_text() == "keep me"
