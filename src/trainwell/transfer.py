@@ -49,7 +49,7 @@ __all__ = [
     "blocks", "hidden_blocks", "reuse_layers", "freeze", "unfreeze", "frozen_blocks",
     "trainable_parameters", "make_trainable_optimizer", "expected_input_shape",
     "check_input_shape", "resize_images", "fine_tune", "FineTuneResult", "fine_tune_trainers",
-    "load_source_model", "plot_fine_tune",
+    "load_source_model", "plot_fine_tune", "check_phases",
 ]
 
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -462,15 +462,14 @@ def _positive(field_name: str, value: object) -> float:
     return float(value)
 
 
-def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                       frozen_epochs: int = 4, epochs: int = 20, lr: float = 1e-3,
-                       lr_factor: float = 0.1, unfreeze: int | str = "all",
-                       validation_data: tuple[torch.Tensor, torch.Tensor] | None = None,
-                       optimizer: str = "sgd", optimizer_params: dict[str, Any] | None = None,
-                       task: str | None = None, batch_size: int = 32, callbacks: Sequence = (),
-                       unfrozen_callbacks: Sequence = (), seed: int = 0, device: str = "auto",
-                       resize: bool = False, **trainer_kwargs: Any) -> FineTuneResult:
-    """:func:`fine_tune`, returning the trainers of both phases too (for run directories)."""
+def check_phases(frozen_epochs: int, epochs: int, lr: float, lr_factor: float
+                 ) -> tuple[float, float]:
+    """Check the two-phase schedule of :func:`fine_tune`; returns ``(lr, lr_factor)``.
+
+    Raises:
+        ConfigError: frozen epochs < 0, total epochs < 1 or < frozen epochs, lr ≤ 0, or
+            lr_factor outside (0, 1].
+    """
     if isinstance(frozen_epochs, bool) or not isinstance(frozen_epochs, int) or frozen_epochs < 0:
         raise ConfigError("transfer.frozen_epochs", frozen_epochs, "an integer >= 0")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < frozen_epochs \
@@ -483,6 +482,19 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     if lr_factor > 1:
         raise ConfigError("transfer.lr_factor", lr_factor,
                           "a number in (0, 1]: phase 2 trains with lr × lr_factor")
+    return lr, lr_factor
+
+
+def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                       frozen_epochs: int = 4, epochs: int = 20, lr: float = 1e-3,
+                       lr_factor: float = 0.1, unfreeze: int | str = "all",
+                       validation_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       optimizer: str = "sgd", optimizer_params: dict[str, Any] | None = None,
+                       task: str | None = None, batch_size: int = 32, callbacks: Sequence = (),
+                       unfrozen_callbacks: Sequence = (), seed: int = 0, device: str = "auto",
+                       resize: bool = False, **trainer_kwargs: Any) -> FineTuneResult:
+    """:func:`fine_tune`, returning the trainers of both phases too (for run directories)."""
+    lr, lr_factor = check_phases(frozen_epochs, epochs, lr, lr_factor)
     n_hidden = len(hidden_blocks(model))
     unfreeze = _check_top_k("transfer.unfreeze", unfreeze, n_hidden, allow_all=True)
     x = check_input_shape(model, x, resize=resize, where="training data")

@@ -177,3 +177,15 @@ def test_pretrain_command_pretrains_then_fits_on_few_labels(setup, tmp_path):
     assert [row[0] for row in section["table"][1:]] == ["hidden1", "hidden2"]
     assert "120 unlabeled inputs" in section["text"]     # all training inputs, labels ignored
     assert (run / "report.html").is_file()
+
+
+@pytest.mark.parametrize("args", [["--lr-factor", "3"], ["--frozen-epochs", "9"]])
+def test_transfer_bad_phase_options_fail_before_any_output_or_run_directory(setup, tmp_path,
+                                                                            args):
+    d, source = setup
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["transfer", str(source), str(d / "b.toml"), *args,
+                                      "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ")
+    assert not out.exists() or not any(out.iterdir())

@@ -87,7 +87,7 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
         write_report,
     )
     from trainwell.train import EarlyStopping, HistoryLogger, NanGuard, ProgressCallback
-    from trainwell.transfer import fine_tune_trainers, plot_fine_tune, reuse_layers
+    from trainwell.transfer import check_phases, fine_tune_trainers, plot_fine_tune, reuse_layers
 
     source, source_name = _source(source_run)
     splits = load_splits(recipe, progress=not quiet)
@@ -100,6 +100,8 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.train.seed)       # the new head's initialization
         model = reuse_layers(source, n_outputs=n_outputs, task=task, reuse=reuse)
+    # the phase options are checked before the run directory and the summary
+    check_phases(frozen_epochs, recipe.train.epochs, recipe.optimizer.lr, lr_factor)
     run_dir = new_run_dir(out, f"{recipe.name}-on-{source_name}")
     if console is not None:
         from trainwell.transfer import freeze
