@@ -33,7 +33,7 @@ from torch import nn
 
 from trainwell.errors import ConfigError, DataError
 
-__all__ = ["greedy_pretrain", "PretrainResult", "LayerReport", "stages"]
+__all__ = ["greedy_pretrain", "check_pretrain_options", "PretrainResult", "LayerReport", "stages"]
 
 
 @dataclass
@@ -129,6 +129,20 @@ def _mse(stage: nn.Module, decoder: nn.Module, x: torch.Tensor, batch_size: int)
     return float(total) / x.numel()   # host sync: once per layer
 
 
+def check_pretrain_options(epochs_per_layer: int, batch_size: int, lr: float) -> None:
+    """Check :func:`greedy_pretrain`'s numbers, e.g. before loading any data.
+
+    Raises:
+        ConfigError: epochs per layer or batch size < 1, or lr ≤ 0.
+    """
+    for name, value in (("pretrain.epochs_per_layer", epochs_per_layer),
+                        ("pretrain.batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(name, value, "an integer >= 1")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ConfigError("pretrain.lr", lr, "a number > 0")
+
+
 def greedy_pretrain(model_or_spec: nn.Module | Mapping[str, Any], x_unlabeled: torch.Tensor,
                     epochs_per_layer: int = 5, *, batch_size: int = 128,
                     optimizer: str = "adam", lr: float = 1e-3,
@@ -166,12 +180,7 @@ def greedy_pretrain(model_or_spec: nn.Module | Mapping[str, Any], x_unlabeled: t
     """
     from trainwell.optim import make_optimizer
 
-    for name, value in (("pretrain.epochs_per_layer", epochs_per_layer),
-                        ("pretrain.batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(name, value, "an integer >= 1")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ConfigError("pretrain.lr", lr, "a number > 0")
+    check_pretrain_options(epochs_per_layer, batch_size, lr)
     if not isinstance(x_unlabeled, torch.Tensor) or x_unlabeled.dim() < 2 or len(x_unlabeled) == 0:
         raise DataError("pretrain: x_unlabeled must be a non-empty tensor of samples (N, ...)")
     model = _as_model(model_or_spec)

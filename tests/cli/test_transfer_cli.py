@@ -189,3 +189,20 @@ def test_transfer_bad_phase_options_fail_before_any_output_or_run_directory(setu
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: ")
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("args, field", [(["--epochs-per-layer", "0"], "pretrain.epochs_per_layer"),
+                                         (["--pretrain-lr", "-1"], "pretrain.lr")])
+def test_pretrain_bad_options_fail_before_the_data_load(setup, tmp_path, monkeypatch, args,
+                                                        field):
+    import trainwell.compose as compose
+
+    def no_data(*a, **k):
+        raise AssertionError("the data were loaded before the options were checked")
+
+    monkeypatch.setattr(compose, "load_splits", no_data)
+    d, _ = setup
+    result = CliRunner().invoke(app, ["pretrain", str(d / "a.toml"), *args,
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {field}")

@@ -168,9 +168,10 @@ def pretrain_run(recipe: Any, *, epochs_per_layer: int = 5, optimizer: str = "ad
     are. Returns the :class:`~trainwell.run.RunResult`.
     """
     from trainwell.compose import build_model_from_recipe, load_splits
-    from trainwell.pretrain import greedy_pretrain
+    from trainwell.pretrain import check_pretrain_options, greedy_pretrain
     from trainwell.run import add_summary_section, fit_recipe, write_report
 
+    check_pretrain_options(epochs_per_layer, batch_size, lr)   # before the data load
     labelled = load_splits(recipe, progress=not quiet)
     if recipe.data.train_limit:
         everything = recipe.model_copy(update={"data": recipe.data.model_copy(
