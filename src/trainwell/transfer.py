@@ -65,6 +65,7 @@ def blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The children of ``model`` that hold parameters, bottom to top; the last is the head.
 
     Example:
+        >>> from trainwell import build_model
         >>> [n for n, _ in blocks(build_model(input_shape=4, n_outputs=2, hidden=[8, 8]))]
         ['hidden1', 'hidden2', 'output']
     """

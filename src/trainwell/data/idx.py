@@ -30,7 +30,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Example:
         >>> images = read_idx("fashion-mnist/train-images-idx3-ubyte.gz")  # doctest: +SKIP
-        >>> images.shape
+        >>> images.shape                                                 # doctest: +SKIP
         (60000, 28, 28)
 
     Raises:

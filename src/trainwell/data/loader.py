@@ -74,7 +74,7 @@ def load_dataset(name_or_path: str | Path, *, validation: int | float = 5000,
 
     Example:
         >>> s = load_dataset("fashion_mnist")  # doctest: +SKIP
-        >>> s.x_train.shape, s.x_val.shape, s.x_test.shape
+        >>> s.x_train.shape, s.x_val.shape, s.x_test.shape  # doctest: +SKIP
         (torch.Size([55000, 28, 28]), torch.Size([5000, 28, 28]), torch.Size([10000, 28, 28]))
 
     Raises:

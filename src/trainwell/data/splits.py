@@ -271,7 +271,7 @@ def transfer_split(splits: Splits, *, task: str = "A", b_train_size: int = 200,
 
     Example:
         >>> a = transfer_split(load_dataset("fashion_mnist"), task="A")  # doctest: +SKIP
-        >>> a.n_outputs
+        >>> a.n_outputs                                                      # doctest: +SKIP
         8
     """
     if splits.task != "multiclass" or splits.n_outputs != 10:
