@@ -14,16 +14,19 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         recipes: Annotated[list[str] | None, typer.Argument(
+            metavar="RECIPE...",
             help="one recipe (varied with --vary) or several recipes (each a variant)")] = None,
         vary: Annotated[list[str] | None, typer.Option(
-            "--vary", help="field=v1,v2,… — every combination becomes a variant (repeatable)")
+            "--vary", metavar="SECTION.FIELD=V1,V2",
+            help="field=v1,v2,… — every combination becomes a variant (repeatable)")
         ] = None,
         spec: Annotated[str | None, typer.Option(
             help="a comparison spec (TOML listing variants), e.g. fashion_exercise")] = None,
         seeds: Annotated[str | None, typer.Option(
             help="seeds, e.g. 0,1,2: each variant is trained once per seed (default 0)")] = None,
         set_: Annotated[list[str] | None, typer.Option(
-            "--set", help="override a field in every variant: section.field=value")] = None,
+            "--set", metavar="SECTION.FIELD=VALUE",
+            help="override a field in every variant: section.field=value")] = None,
         out: Annotated[Path, typer.Option(help="folder that receives the comparison")
                        ] = Path("runs"),
         name: Annotated[str | None, typer.Option(help="name of the comparison folder")] = None,
@@ -39,8 +42,13 @@ def register(app: typer.Typer) -> None:
         self-contained report.html. Variants sharing a seed share data order and initial
         weights where their architectures allow.
 
-        Examples: trainwell compare default --vary model.batch_norm=none,after --seeds 0,1;
-        trainwell compare a.toml b.toml; trainwell compare --spec fashion_exercise
+        Examples:
+
+            trainwell compare default --vary model.batch_norm=none,after --seeds 0,1
+
+            trainwell compare a.toml b.toml
+
+            trainwell compare --spec fashion_exercise
         """
         from rich.console import Console
 

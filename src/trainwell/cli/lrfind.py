@@ -35,9 +35,11 @@ def check_out(out: Path | str | None) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("lr-find")
     def lr_find(
-        recipe: Annotated[str, typer.Argument(help="recipe file or built-in recipe name")],
+        recipe: Annotated[str, typer.Argument(metavar="RECIPE",
+                                              help="recipe file or built-in recipe name")],
         set_: Annotated[list[str] | None, typer.Option(
-            "--set", help="override a field: section.field=value (repeatable)")] = None,
+            "--set", metavar="SECTION.FIELD=VALUE",
+            help="override a field: section.field=value (repeatable)")] = None,
         steps: Annotated[int, typer.Option(help="steps of the range test")] = 200,
         start_lr: Annotated[float, typer.Option(help="first learning rate")] = 1e-7,
         end_lr: Annotated[float, typer.Option(help="last learning rate")] = 10.0,
@@ -55,6 +57,12 @@ def register(app: typer.Typer) -> None:
 
         The model and the optimizer are those of RECIPE; nothing is trained for real. Writes
         lr_find.png (loss against lr, log scale, the suggestion marked) and lr_find.json.
+
+        Examples:
+
+            trainwell lr-find default
+
+            trainwell lr-find selu --set optimizer.name=nesterov --steps 300 --rule steepest
         """
         from rich.console import Console
 

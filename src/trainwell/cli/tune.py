@@ -13,7 +13,8 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     @app.command("tune")
     def tune(
-        recipe: Annotated[str, typer.Argument(help="recipe file or built-in recipe name")],
+        recipe: Annotated[str, typer.Argument(metavar="RECIPE",
+                                              help="recipe file or built-in recipe name")],
         space: Annotated[str, typer.Option(
             help="search space TOML (recipe field → distribution) or a built-in space, "
                  "e.g. fashion_mlp")],
@@ -28,7 +29,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="parent folder of tune-STUDY/")
                        ] = Path("runs"),
         set_: Annotated[list[str] | None, typer.Option(
-            "--set", help="override a field of the base recipe: section.field=value")] = None,
+            "--set", metavar="SECTION.FIELD=VALUE",
+            help="override a field of the base recipe: section.field=value")] = None,
         metric: Annotated[str, typer.Option(
             help="auto (val_accuracy, or val_loss for regression) or a history key")
         ] = "auto",
@@ -45,7 +47,15 @@ def register(app: typer.Typer) -> None:
         The study is stored in SQLite and loaded if it exists: run the command again to add
         trials, or run it in several processes at once. Prints the best trials, writes
         best_recipe.toml (ready for `trainwell fit`) and plots of the search history and the
-        parameter importances.
+        parameter importances. A space file maps recipe fields to distributions, e.g.
+        `"optimizer.lr" = {low = 1e-4, high = 0.1, log = true}` and
+        `"model.activation" = ["relu", "elu"]` (TOML tables such as `[optimizer.lr]` work too).
+
+        Examples:
+
+            trainwell tune default --space fashion_mlp --trials 30
+
+            trainwell tune selu --space learning_rate --trials 10 --set train.epochs=5
         """
         from rich.console import Console
 
