@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +20,6 @@ def test_help_has_examples_and_readable_metavars(command, example):
     assert res.exit_code == 0
     text = res.output
     assert "Examples" in text and example in text
-    (set_line,) = [line for line in text.splitlines() if "--set" in line]
+    (set_line,) = [line for line in text.splitlines() if re.match(r"│\s+--set\b", line)]
     assert "SECTION.FIELD=VALUE" in set_line and "list[str]" not in set_line
     assert "RECIPE" in text
