@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
@@ -230,3 +231,12 @@ def test_vanishing_sigmoid_recipe_on_fashion_mnist_flags_lower_layers():
     d = r.diagnosis
     assert d.network == "vanishing"
     assert "hidden1" in d.flagged("vanishing") and "hidden1" in d.flagged("saturating")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_unavailable_device_is_one_error_before_the_diagnosis_starts(npz_recipe):
+    from trainwell.cli import app
+
+    res = CliRunner().invoke(app, ["diagnose", str(npz_recipe), "--device", "cuda"])
+    assert res.exit_code == 2
+    assert res.output.startswith("error: train.device") and "diagnosing" not in res.output

@@ -104,6 +104,9 @@ def diagnose_command(
         from trainwell.diagnose.api import _resolve_recipe
 
         recipe = _resolve_recipe(source, overrides)   # bad input fails before any training
+        from trainwell.train import resolve_device
+
+        resolve_device(recipe.train.device)   # an absent device, too
         if tensorboard is not None:
             from trainwell.diagnose.tensorboard import _summary_writer
             _summary_writer()
