@@ -235,3 +235,12 @@ def test_total_time_is_the_training_time_so_the_first_variant_pays_no_warm_up(tm
         assert o.total_time == pytest.approx(sum(e["time"] for e in o.epochs))
     page = (c.dir / "report.html").read_text()
     assert "total time is" in page
+
+
+def test_short_times_keep_a_decimal_so_they_do_not_read_as_zero():
+    row = dict(variant="v", metric="val_accuracy", best_mean=0.5, best_std=math.nan,
+               best_epochs=[1], epochs_run=[1], time_per_epoch=0.12, total_time=0.37,
+               statuses=["completed"])
+    assert table_cells(row)["total time"] == "0.37 s"
+    assert table_cells(dict(row, total_time=123.4))["total time"] == "123 s"
+    assert table_cells(dict(row, time_per_epoch=0.04))["time/epoch"] == "0.04 s"

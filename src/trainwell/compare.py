@@ -509,6 +509,13 @@ def _metric_label(metric: str) -> str:
     return metric.replace("val_", "val ").replace("accuracy", "acc")
 
 
+def _fmt_seconds(t: float) -> str:
+    """Two significant digits below 10 s (a short run never reads "0 s"), whole seconds above."""
+    if not isinstance(t, (int, float)) or not math.isfinite(t):
+        return "—"
+    return f"{t:.0f} s" if t >= 10 else f"{t:.2g} s"
+
+
 def table_cells(row: dict[str, Any]) -> dict[str, str]:
     """The printable cells of one comparison row (shared by the console, CSV and HTML).
 
@@ -521,9 +528,8 @@ def table_cells(row: dict[str, Any]) -> dict[str, str]:
         f"best {_metric_label(metric)}": _fmt_metric(row["best_mean"], row["best_std"], metric),
         "best epoch": ", ".join(str(e) for e in row["best_epochs"]),
         "epochs": ", ".join(str(e) for e in row["epochs_run"]),
-        "time/epoch": f"{row['time_per_epoch']:.1f} s"
-        if math.isfinite(row["time_per_epoch"]) else "—",
-        "total time": f"{row['total_time']:.0f} s",
+        "time/epoch": _fmt_seconds(row["time_per_epoch"]),
+        "total time": _fmt_seconds(row["total_time"]),
     }
     if row.get("mc_mean") is not None:
         text = _fmt_metric(row["mc_mean"], row["mc_std"], "accuracy")
