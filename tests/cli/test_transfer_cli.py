@@ -206,3 +206,14 @@ def test_pretrain_bad_options_fail_before_the_data_load(setup, tmp_path, monkeyp
                                       "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert result.output.startswith(f"error: {field}")
+
+
+def test_transfer_announces_each_phase_with_its_learning_rate(setup, tmp_path):
+    d, source = setup
+    result = CliRunner().invoke(app, ["transfer", str(source), str(d / "b.toml"),
+                                      "--frozen-epochs", "1", "--lr-factor", "0.1",
+                                      "--out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "phase 1 (frozen reused layers)" in out
+    assert "phase 2 (unfrozen" in out and out.index("phase 1") < out.index("phase 2")

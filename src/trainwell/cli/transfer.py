@@ -30,6 +30,10 @@ def parse_unfreeze(value: str | int) -> int | str:
     raise ConfigError("--unfreeze", value, 'a number of top hidden layers (e.g. 1, 2) or "all"')
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def _resized(splits: Any, model: Any, resize: bool) -> Any:
     from trainwell.transfer import check_input_shape, expected_input_shape
 
@@ -109,7 +113,8 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
         if frozen_epochs > 0:
             freeze(model)       # as in phase 1, so the summary counts the frozen parameters
         console.print(f"[bold]{recipe.name}[/bold] on the layers of {source_run} → {run_dir}")
-        console.print("phase 1 (frozen reused layers):")
+        console.print(f"phase 1 (frozen reused layers), {_epochs(frozen_epochs)} at lr "
+                      f"{recipe.optimizer.lr:g}:")
         console.print(str(model_summary(model, splits.input_shape)), markup=False,
                       highlight=False)
     kwargs = trainer_kwargs(recipe, splits)
@@ -117,6 +122,18 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
         kwargs.pop(key, None)
     o, t = recipe.optimizer, recipe.train
     has_val = splits.x_val is not None and len(splits.x_val) > 0
+    phase2 = []
+    if console is not None:
+        from trainwell.train import Callback
+
+        class _AnnouncePhase2(Callback):
+            def on_fit_start(self, trainer: Any) -> None:
+                what = "all hidden layers" if unfreeze == "all" else \
+                    f"the top {unfreeze} hidden layers"
+                console.print(f"phase 2 (unfrozen: {what}), "
+                              f"{_epochs(t.epochs - frozen_epochs)} at lr {o.lr * lr_factor:g}:")
+
+        phase2.append(_AnnouncePhase2())
     result = fine_tune_trainers(
         model, splits.x_train, splits.y_train, frozen_epochs=frozen_epochs, epochs=t.epochs,
         lr=o.lr, lr_factor=lr_factor, unfreeze=unfreeze,
@@ -124,9 +141,9 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
         optimizer_params=dict(momentum=o.momentum, beta_1=o.beta_1, beta_2=o.beta_2, rho=o.rho,
                               epsilon=o.epsilon, weight_decay=o.weight_decay),
         task=task, batch_size=t.batch_size, callbacks=[ProgressCallback(quiet=quiet), NanGuard()],
-        unfrozen_callbacks=[EarlyStopping(monitor=t.monitor, patience=t.patience,
-                                          min_delta=t.min_delta, restore_best=t.restore_best)]
-        if t.early_stopping and has_val else [],
+        unfrozen_callbacks=phase2 + ([EarlyStopping(
+            monitor=t.monitor, patience=t.patience, min_delta=t.min_delta,
+            restore_best=t.restore_best)] if t.early_stopping and has_val else []),
         seed=t.seed, device=t.device, **kwargs)
     history = result.history
     trainer = result.trainers[-1]
