@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-__all__ = ["register", "predict", "read_inputs", "prepare_inputs", "predict_proba"]
+__all__ = ["register", "predict", "read_inputs", "prepare_inputs", "predict_proba",
+           "looks_prescaled"]
 
 
 def read_inputs(path: Path, *, target: str = "target") -> Any:
@@ -49,9 +50,13 @@ def read_inputs(path: Path, *, target: str = "target") -> Any:
     raise DataError(f"INPUT: {path} is a {suffix or 'file without suffix'}; expected .npz or .csv")
 
 
-def prepare_inputs(x_raw: Any, stats: dict[str, Any]) -> Any:
+def prepare_inputs(x_raw: Any, stats: dict[str, Any], *, where: str = "INPUT") -> Any:
     """Raw features → model inputs, exactly like the run's training data: divide by the
-    pixel ``scale``, reshape to ``input_shape``, standardize with the training mean/std."""
+    pixel ``scale``, reshape to ``input_shape``, standardize with the training mean/std.
+
+    Raises one :class:`~trainwell.errors.DataError` naming ``where`` when a sample does not
+    fit the model or holds NaN/Inf (how many examples, and the first one).
+    """
     import numpy as np
     import torch
 
@@ -68,7 +73,33 @@ def prepare_inputs(x_raw: Any, stats: dict[str, Any]) -> Any:
         mean = torch.as_tensor(stats["mean"], dtype=torch.float32)
         std = torch.as_tensor(stats["std"], dtype=torch.float32)
         x = (x - mean) / std  # same broadcasting as Splits.transform
+    finite = torch.isfinite(x).reshape(len(x), -1).all(1)
+    n_bad = int((~finite).sum())  # host sync: once per predict call
+    if n_bad:
+        first = int((~finite).nonzero()[0, 0])  # host sync: only on the error path
+        raise DataError(f"{where}: {n_bad} example{'s' if n_bad > 1 else ''} of {len(x)} "
+                        f"{'hold' if n_bad > 1 else 'holds'} NaN or Inf feature values (first "
+                        f"at example {first}); predict needs finite numbers")
     return x
+
+
+def looks_prescaled(x_raw: Any, stats: dict[str, Any]) -> bool:
+    """True when the run's training data were divided by a ``scale`` > 1 (e.g. 255 for
+    pixels) but every value of ``x_raw`` is already within [0, 1] — inputs scaled twice would
+    give near-uniform predictions.
+
+    Example:
+        >>> looks_prescaled(np.array([[0.0, 0.5, 1.0]]), {"scale": 255.0})  # doctest: +SKIP
+        True
+    """
+    import numpy as np
+
+    scale = float(stats.get("scale") or 1.0)
+    a = np.asarray(x_raw)
+    if scale <= 1.0 or a.size == 0 or a.dtype.kind not in "biuf":
+        return False
+    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+    return finite.size > 0 and float(finite.max()) <= 1.0
 
 
 def predict_proba(model: Any, x: Any, *, task: str = "multiclass", mc: int = 0, seed: int = 0,
@@ -138,7 +169,13 @@ def predict(
         raise ConfigError("--out", str(out), "a .csv or .npz file name")
     if out is not None and out.exists():
         raise ConfigError("--out", str(out), "a file that does not exist yet (never overwritten)")
-    x = prepare_inputs(read_inputs(input, target=loaded.recipe.data.target), stats)
+    x_raw = read_inputs(input, target=loaded.recipe.data.target)
+    x = prepare_inputs(x_raw, stats, where=f"INPUT {input}")
+    if looks_prescaled(x_raw, stats):
+        scale = float(stats["scale"])
+        typer.echo(f"warning: {input} looks already scaled to [0, 1] (its largest value is "
+                   f"at most 1); trainwell expects raw values like the training data "
+                   f"(0–{scale:g}) and divides by {scale:g} itself", err=True)
     task = loaded.task
     if mc and not any("Dropout" in type(m).__name__ for m in loaded.model.modules()):
         typer.echo("warning: the model has no dropout layers; every MC pass is identical",
