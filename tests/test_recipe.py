@@ -303,3 +303,30 @@ def test_max_lr_auto_round_trips_and_numbers_stay_numbers():
     assert loads_recipe(to_toml(auto)).schedule.max_lr == "auto"
     assert recipe_from_dict({"schedule": {"max_lr": 2}}).schedule.max_lr == 2.0
     assert recipe_from_dict({}).schedule.max_lr is None
+
+
+def test_a_non_toml_file_as_recipe_is_one_config_error(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "x5.npz", x=np.arange(5))
+    for load in (resolve, load_recipe):
+        with pytest.raises(ConfigError) as info:
+            load(tmp_path / "x5.npz")
+        assert info.value.field == "recipe" and "x5.npz" in str(info.value)
+        assert "recipe .toml text file" in str(info.value)
+    # a binary file named .toml: not text, still one ConfigError
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00\x80garbage")
+    with pytest.raises(ConfigError, match="recipe .toml text file"):
+        resolve(tmp_path / "bin.toml")
+
+
+def test_fit_with_a_data_file_as_recipe_exits_2_without_traceback(tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from trainwell.cli import app
+
+    np.savez(tmp_path / "x5.npz", x=np.arange(5))
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "x5.npz"), "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: recipe") and "Traceback" not in result.output

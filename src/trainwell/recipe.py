@@ -635,7 +635,16 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("recipe", str(path), "an existing .toml file or a built-in recipe name")
-    return loads_recipe(p.read_text(encoding="utf-8"), source=str(p))
+    if p.suffix.lower() != ".toml":  # e.g. a data file given where the recipe goes
+        raise ConfigError("recipe", str(path), _RECIPE_FILE)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("recipe", str(path), _RECIPE_FILE) from None
+    return loads_recipe(text, source=str(p))
+
+
+_RECIPE_FILE = "a recipe .toml text file (or a built-in recipe name: trainwell recipes)"
 
 
 def _toml_value(value: Any) -> str:
