@@ -97,9 +97,18 @@ def new_run_dir(out: str | os.PathLike = "runs", name: str = "run") -> Path:
 
     An existing folder is never reused: ``-2``, ``-3``, ... is appended until ``mkdir``
     succeeds (atomic, so two processes never share one).
+
+    Raises:
+        ConfigError: ``--out`` when ``out`` (or a parent of it) is an existing file.
     """
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise ConfigError("--out", str(root), "a folder for the run directories (that path is a file)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a parent of ``out`` is a file
+        raise ConfigError("--out", str(root), "a folder for the run directories (a parent of "
+                          "that path is a file)") from None
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     for i in range(1, 10_000):
         candidate = root / (base if i == 1 else f"{base}-{i}")
