@@ -273,7 +273,7 @@ def _status_message(status: str, divergence: dict[str, Any] | None) -> str:
                    f"diverged at step {divergence.get('step')} in layer {divergence.get('layer')}")
     return {"completed": "trained every epoch",
             "stopped": "early stopping ended training",
-            "interrupted": "interrupted; continue with `trainwell fit --resume RUN`",
+            "interrupted": "continue with `trainwell fit --resume RUN`",
             "diverged": "training diverged (loss NaN/Inf); the last good weights were kept",
             }.get(status, status)
 

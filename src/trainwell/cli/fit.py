@@ -106,17 +106,24 @@ def fit(
     status = summary.get("status")
     if not quiet:
         console.print(results_table(summary))
-        console.print(f"status: {status} — {summary.get('message', '')}", markup=False)
+        message = str(summary.get("message", ""))
+        if status == "interrupted":  # the run's own directory, ready to paste
+            message = f"continue with `trainwell fit --resume {result.run_dir}`"
+        console.print(f"status: {status} — {message}", markup=False)
         note = summary.get("fit_note")
         if isinstance(note, dict) and note.get("text"):
             console.print(note["text"], markup=False)
         console.print(f"run directory: {result.run_dir}", markup=False)
         console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
+    # the status line above already says why; --quiet prints it here, once, on stderr
     if status == "interrupted":
-        typer.echo(f"interrupted: resume with `trainwell fit --resume {result.run_dir}`", err=True)
+        if quiet:
+            typer.echo(f"interrupted: resume with `trainwell fit --resume {result.run_dir}`",
+                       err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if status == "diverged":
-        typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
+        if quiet:
+            typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
         raise typer.Exit(EXIT_DIVERGED)
 
 
