@@ -419,11 +419,21 @@ class ProgressCallback(Callback):
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
+
         self.console = self.console or Console(stderr=True)
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                  console=self.console, transient=True)
+        # Every column but the metrics keeps its full width; the metrics text takes what is
+        # left and ends in "…" on a narrow terminal (the count and time left stay readable).
+        fixed = {"no_wrap": True}
+        self._progress = Progress(
+            TextColumn("{task.description}", table_column=Column(**fixed)),
+            BarColumn(bar_width=20, table_column=Column(**fixed)),
+            MofNCompleteColumn(table_column=Column(**fixed)),
+            TimeElapsedColumn(table_column=Column(**fixed)),
+            TimeRemainingColumn(table_column=Column(**fixed)),
+            TextColumn("{task.fields[info]}", table_column=Column(
+                no_wrap=True, overflow="ellipsis", ratio=1, min_width=0)),
+            console=self.console, transient=True, expand=True)
         self._progress.start()
         self._t0 = time.perf_counter()
 
