@@ -34,3 +34,36 @@ def test_interrupted_fit_status_line_says_how_to_continue(runner, tiny_dir, tmp_
     assert " ".join(want.split()) in " ".join(result.stdout.split())  # however rich wraps it
     assert result.output.count("--resume") == 1  # not repeated on stderr
     assert "interrupted; continue" not in result.output
+
+
+def test_fit_diagnose_prints_the_network_verdict_in_the_terminal(runner, tiny_dir, tmp_path):
+    import json
+
+    result = runner.invoke(app, ["fit", str(tiny_dir / "tiny.toml"), "--out", str(tmp_path),
+                                 "--set", "train.epochs=1", "--diagnose",
+                                 "--set", "train.diagnose_every=2"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (run,) = list(tmp_path.iterdir())
+    network = json.loads((run / "diagnostics" / "verdict.json").read_text())["network"]
+    out = result.stdout
+    assert f"Network verdict: {network.upper()}" in out
+    assert out.index("Network verdict:") < out.index("status: ")  # after the final table
+
+
+def test_diagnosis_lines_are_the_verdict_and_the_first_remedy():
+    from trainwell.cli.fit import diagnosis_lines
+
+    text = ("Network verdict: EXPLODING (40 samples, steps 0–390).\n"
+            "- exploding in dense_1, dense_2 (e.g. gradient norm grows 30× per layer).\n"
+            "  Clip the gradients (optimizer.clip_norm=1.0) and lower the learning rate;\n"
+            "  He/LeCun initialization keeps the signal's scale.")
+    summary = {"sections": [{"title": "Other", "text": "x"},
+                            {"title": "Gradient health", "table": None, "text": text}]}
+    assert diagnosis_lines(summary) == [
+        "Network verdict: EXPLODING (40 samples, steps 0–390).",
+        "Clip the gradients (optimizer.clip_norm=1.0) and lower the learning rate;"]
+    healthy = {"sections": [{"title": "Gradient health", "text":
+                             "Network verdict: HEALTHY (4 samples, steps 0–6).\n"
+                             "Gradients flow to every layer at a similar scale."}]}
+    assert diagnosis_lines(healthy)[1].startswith("Gradients flow")
+    assert diagnosis_lines({"sections": []}) == []

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["register", "fit", "results_table"]
+__all__ = ["register", "fit", "results_table", "diagnosis_lines"]
 
 EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
@@ -31,6 +31,20 @@ def results_table(summary: dict[str, Any]) -> Any:
         cells = [final.get(f"{p}_{m}") for p in ("train", "val", "test")]
         table.add_row(m, *("—" if c is None else f"{c:.4f}" for c in cells))
     return table
+
+
+def diagnosis_lines(summary: dict[str, Any]) -> list[str]:
+    """The network verdict line and the first remedy (or the all-clear line) of the
+    "Gradient health" section that ``--diagnose`` adds to a summary; ``[]`` without one."""
+    section = next((s for s in summary.get("sections") or []
+                    if s.get("title") == "Gradient health"), None)
+    lines = [ln for ln in str((section or {}).get("text") or "").split("\n") if ln.strip()]
+    if not lines:
+        return []
+    remedy = next((ln.strip() for ln in lines[1:] if ln.startswith("  ")), None)
+    if remedy is None and len(lines) > 1 and not lines[1].startswith("- "):
+        remedy = lines[1].strip()  # healthy: "Gradients flow to every layer ..."
+    return [lines[0], *([remedy] if remedy else [])]
 
 
 def fit(
@@ -106,6 +120,12 @@ def fit(
     status = summary.get("status")
     if not quiet:
         console.print(results_table(summary))
+        verdict = diagnosis_lines(summary)
+        if verdict:  # --diagnose: the gist in the terminal, the details in report.html
+            console.print(verdict[0], markup=False, highlight=False,
+                          style="green" if "HEALTHY" in verdict[0] else "bold yellow")
+            for line in verdict[1:]:
+                console.print(f"  {line}", markup=False, highlight=False)
         message = str(summary.get("message", ""))
         if status == "interrupted":  # the run's own directory, ready to paste
             message = f"continue with `trainwell fit --resume {result.run_dir}`"
