@@ -240,3 +240,14 @@ def test_max_lr_auto_runs_the_lr_finder_and_saves_the_number(tmp_path):
     again = fit_recipe(auto, quiet=True, resume=res.run_dir)
     assert load_recipe(again.run_dir / "recipe.toml").schedule.max_lr == saved.schedule.max_lr
     assert not (res.run_dir / "recipe.before-resume.toml").exists()
+
+
+def test_fit_diagnosis_counts_one_epoch_in_the_singular():
+    two = [{"epoch": 1, "loss": 1.0, "val_loss": 1.0}, {"epoch": 2, "loss": 0.8, "val_loss": 0.8}]
+    d = fit_diagnosis(two)
+    assert d["verdict"] == "still_improving"
+    assert "over the last epoch " in d["text"] and "1 epochs" not in d["text"]
+    flat = [{"epoch": 1, "loss": 0.5, "val_loss": 0.5}, {"epoch": 2, "loss": 0.5, "val_loss": 0.5}]
+    assert "over the last epoch " in fit_diagnosis(flat)["text"]
+    five = [{"epoch": i + 1, "loss": 1.0 - 0.1 * i, "val_loss": 1.0 - 0.1 * i} for i in range(5)]
+    assert "over the last 3 epochs " in fit_diagnosis(five)["text"]

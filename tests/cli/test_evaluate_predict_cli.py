@@ -240,3 +240,13 @@ def test_prepare_inputs_scales_reshapes_and_standardizes():
     x = prepare_inputs(np.full((3, 4), 255, dtype=np.uint8), stats)
     assert x.shape == (3, 2, 2)
     torch.testing.assert_close(x, torch.full((3, 2, 2), 2.0))
+
+
+def test_evaluate_table_title_stays_on_one_line_with_the_count_in_the_caption(runner,
+                                                                             trained_run):
+    result = runner.invoke(app, ["evaluate", str(trained_run)])
+    assert result.exit_code == 0, result.output
+    lines = [ln.strip() for ln in result.stdout.splitlines() if ln.strip()]
+    name = load_run(trained_run).recipe.name
+    assert lines[0] == f"{name} — test"  # the title alone: nothing left to wrap
+    assert "60 examples" in lines and "examples)" not in result.stdout

@@ -72,7 +72,8 @@ def evaluate(
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{loaded.recipe.name} — {split} ({len(x)} examples)")
+    # the count goes in the caption: a long title would wrap inside the narrow table
+    table = Table(title=f"{loaded.recipe.name} — {split}", caption=f"{len(x)} examples")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():

@@ -111,6 +111,11 @@ def _rel(a: float, b: float) -> float:
     return (a - b) / max(abs(b), 1e-12)
 
 
+def _last_epochs(k: int) -> str:
+    """The span a verdict looked at, in words: "the last epoch" or "the last 3 epochs"."""
+    return "the last epoch" if k == 1 else f"the last {k} epochs"
+
+
 def fit_diagnosis(history: Sequence[dict[str, Any]],
                   final: dict[str, float] | None = None) -> dict[str, str] | None:
     """Compare training and validation curves: over-, underfitting or still improving.
@@ -168,12 +173,12 @@ def fit_diagnosis(history: Sequence[dict[str, Any]],
     if _rel(val[-1 - k], val[-1]) > STILL_IMPROVING and best_i == len(val) - 1:
         return {"verdict": "still_improving",
                 "text": f"Still improving: the validation loss fell {_rel(val[-1 - k], val[-1]):.1%} "
-                        f"over the last {k} epochs and is lowest at the last one. Train for more "
+                        f"over {_last_epochs(k)} and is lowest at the last one. Train for more "
                         "epochs."}
     if abs(_rel(train[-1], train[-1 - k])) < PLATEAU and (gap is None or gap < GAP_ACCURACY / 2):
         return {"verdict": "underfitting",
-                "text": f"Plateau: the training loss changed less than {PLATEAU:.0%} over the last "
-                        f"{k} epochs and training ≈ validation. If the accuracy is not good "
+                "text": f"Plateau: the training loss changed less than {PLATEAU:.0%} over "
+                        f"{_last_epochs(k)} and training ≈ validation. If the accuracy is not good "
                         "enough, use a bigger network (more units or layers), less "
                         "regularization, or tune the learning rate."}
     return {"verdict": "good_fit",
