@@ -144,6 +144,18 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def _epochs_trained(run_dir: Path) -> int:
+    """Epochs a run finished: ``epochs_run`` of its summary, else the rows of history.json."""
+    n = read_summary(run_dir).get("epochs_run")
+    if isinstance(n, int):
+        return n
+    try:
+        rows = json.loads((run_dir / "history.json").read_text(encoding="utf-8"))
+        return max((int(r.get("epoch", 0)) for r in rows), default=0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0  # nothing readable: the checkpoint decides
+
+
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """``summary.json`` of a run (an empty dict when there is none yet)."""
     p = Path(run_dir) / SUMMARY
@@ -474,6 +486,13 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
                               f"the recipe that run used; these fields differ: {changes}. "
                               "Resume without changes, or pass --force-resume to continue "
                               "with the new values")
+        done = _epochs_trained(run_dir)
+        if recipe.train.epochs < done or (recipe.train.epochs == done and "train.epochs" in diff):
+            # fewer epochs than already trained would "complete" at once and train nothing
+            raise ConfigError("train.epochs", recipe.train.epochs,
+                              f"more than {done}: {run_dir} already trained {done} epoch"
+                              f"{'s' if done != 1 else ''}; give a larger train.epochs to "
+                              "continue")
         if not (run_dir / "checkpoints").is_dir():
             raise CheckpointError(f"{run_dir} has no checkpoints/ folder to resume from")
         if diff:

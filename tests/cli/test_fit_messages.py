@@ -67,3 +67,26 @@ def test_diagnosis_lines_are_the_verdict_and_the_first_remedy():
                              "Gradients flow to every layer at a similar scale."}]}
     assert diagnosis_lines(healthy)[1].startswith("Gradients flow")
     assert diagnosis_lines({"sections": []}) == []
+
+
+def test_resume_with_fewer_epochs_than_trained_is_refused(runner, trained_run, tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    done = json.loads((run / "summary.json").read_text())["epochs_run"]
+    recipe_before = (run / "recipe.toml").read_text()
+    for epochs in (1, done - 1):
+        result = runner.invoke(app, ["fit", "--resume", str(run), "--set",
+                                     f"train.epochs={epochs}", "--force-resume"])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: train.epochs: received {epochs}")
+        assert f"already trained {done} epochs" in result.stderr
+        assert "larger train.epochs" in result.stderr and "completed" not in result.output
+    assert (run / "recipe.toml").read_text() == recipe_before  # nothing touched
+    assert not (run / "recipe.before-resume.toml").exists()
+    more = runner.invoke(app, ["fit", "--resume", str(run), "--set",
+                               f"train.epochs={done + 1}", "--force-resume", "--quiet"])
+    assert more.exit_code == 0, more.output
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == done + 1
