@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "HistoryLogger": "trainwell.train",
     "ProgressCallback": "trainwell.train",
     "BatchIterator": "trainwell.train",
+    "make_train_step": "trainwell.train.fast",
     # shipping and uncertainty
     "export_model": "trainwell.export",
     "mc_predict": "trainwell.uncertainty",

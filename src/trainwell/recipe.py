@@ -430,7 +430,7 @@ class TrainSection(_Section):
     shuffle: bool = Field(True, description="reshuffle the training set every epoch")
     seed: int = Field(0, ge=0, description="seed of every random draw (init, shuffling, dropout)")
     device: str = Field("auto", description="`auto`, `cpu`, `cuda`, `cuda:N` or `mps`")
-    compile: bool = Field(False, description="wrap the model in torch.compile")
+    compile: bool = Field(False, description="compile the whole training step (forward, backward, optimizer update) into one graph; the first epoch includes seconds to a minute of compilation, later steps are up to ~1.7x faster")
     early_stopping: bool = Field(True, description="stop when `monitor` stops improving")
     patience: int = Field(10, ge=1, description="early stopping: epochs without improvement")
     min_delta: float = Field(0.0, ge=0, description="early stopping: smallest improvement")
