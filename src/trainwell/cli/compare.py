@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from trainwell.cli.lrfind import check_out, recipe_from_cli
+        from trainwell.cli.common import check_out, recipe_from_cli
         from trainwell.compare import (
             grid_variants,
             load_spec,

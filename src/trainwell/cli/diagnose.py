@@ -80,7 +80,7 @@ def diagnose_command(
     """
     from rich.console import Console
 
-    from trainwell.cli.lrfind import check_out
+    from trainwell.cli.common import check_out, cli_overrides
     from trainwell.diagnose import ProbeRecord, diagnose, judge, write_tensorboard
     from trainwell.diagnose.api import write_run_diagnostics
 
@@ -89,11 +89,7 @@ def diagnose_command(
     if not console.is_terminal:   # pipes and CI: room for the nine columns
         console = Console(width=160)
     saved = Path(source) / "diagnostics" / "probes.npz"
-    overrides = list(set_)
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    if device is not None:
-        overrides.append(f'train.device="{device}"')
+    overrides = cli_overrides(set_, seed=seed, device=device)
     if saved.is_file() and steps is None and not overrides and every is None:
         record = ProbeRecord.load(saved)
         diagnosis = judge(record)

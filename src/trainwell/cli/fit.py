@@ -94,6 +94,7 @@ def fit(
     """
     from rich.console import Console
 
+    from trainwell.cli.common import cli_overrides
     from trainwell.errors import ConfigError
     from trainwell.recipe import apply_overrides, load_recipe, resolve
     from trainwell.run import fit_recipe, resolve_run_dir
@@ -104,11 +105,7 @@ def fit(
         base = load_recipe(resolve_run_dir(resume, field="--resume") / "recipe.toml")
     else:
         base = resolve(recipe)
-    overrides = list(set_)
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    if device is not None:
-        overrides.append(f'train.device="{device}"')
+    overrides = cli_overrides(set_, seed=seed, device=device)
     if diagnose:
         overrides.append("train.diagnose=true")
     r = apply_overrides(base, overrides) if overrides else base

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-__all__ = ["register", "recipe_from_cli", "check_out"]
-
-
-def recipe_from_cli(recipe: str, sets: list[str] | None, *, seed: int | None = None,
-                    device: str | None = None) -> Any:
-    """The recipe named on the command line with ``--set``, ``--seed`` and ``--device`` applied."""
-    from trainwell.recipe import apply_overrides, resolve
-
-    overrides = list(sets or [])
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
-    if device is not None:
-        overrides.append(f"train.device={device}")
-    r = resolve(recipe)
-    return apply_overrides(r, overrides) if overrides else r
-
-
-def check_out(out: Path | str | None) -> None:
-    """Refuse an ``--out`` that names an existing file, before any work is done."""
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        from trainwell.errors import ConfigError
-
-        raise ConfigError("--out", str(out), "a folder for the results (that path is a file)")
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -66,6 +44,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
+        from trainwell.cli.common import check_out, recipe_from_cli
         from trainwell.lrfind import RULES, lr_find_recipe, plot_lr_find
         from trainwell.run import new_run_dir
 

@@ -254,14 +254,11 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
+        from trainwell.cli.common import cli_overrides
         from trainwell.cli.fit import results_table
         from trainwell.recipe import apply_overrides, resolve
 
-        overrides = list(set_)
-        if seed is not None:
-            overrides.append(f"train.seed={seed}")
-        if device is not None:
-            overrides.append(f'train.device="{device}"')
+        overrides = cli_overrides(set_, seed=seed, device=device)
         base = resolve(recipe)
         r = apply_overrides(base, overrides) if overrides else base
         console = None if quiet else Console()
@@ -317,14 +314,11 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
+        from trainwell.cli.common import cli_overrides
         from trainwell.cli.fit import results_table
         from trainwell.recipe import apply_overrides, resolve
 
-        overrides = list(set_)
-        if seed is not None:
-            overrides.append(f"train.seed={seed}")
-        if device is not None:
-            overrides.append(f'train.device="{device}"')
+        overrides = cli_overrides(set_, seed=seed, device=device)
         base = resolve(recipe)
         r = apply_overrides(base, overrides) if overrides else base
         console = None if quiet else Console()

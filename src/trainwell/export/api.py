@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from trainwell.data.download import sha256_of
 from trainwell.errors import ConfigError, DataError, TrainwellError
 from trainwell.export.formats import (
     ARTIFACT_FILES,
@@ -138,14 +138,6 @@ def _default_name(fold_bn: bool, prune: float | None, sparsity: float | None,
         parts.append(f"prune{prune:g}")
     parts.append(format)
     return "-".join(parts)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _bytes(n: float) -> str:
@@ -364,7 +356,7 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
     input_shape = config.get("input_shape") or list(example.shape[1:])
     manifest = {
         "format": format, "precision": precision, "options": options,
-        "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "files": {p.name: {"bytes": p.stat().st_size, "sha256": sha256_of(p)} for p in files},
         "input": {"shape": ["batch", *([input_shape] if isinstance(input_shape, int)
                                        else list(input_shape))],
                   "dtype": "float32", "preprocessing": extra.get("data")},

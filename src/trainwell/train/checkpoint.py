@@ -11,7 +11,6 @@ corrupt file falls back to the previous checkpoint with a warning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from trainwell.data.download import sha256_of
 from trainwell.errors import CheckpointError, ConfigError
 from trainwell.train.callbacks import Callback, _atomic_write_text
 from trainwell.train.history import _maximized
@@ -29,14 +29,6 @@ __all__ = ["ModelCheckpoint", "save_checkpoint", "load_checkpoint", "find_checkp
            "MANIFEST"]
 
 MANIFEST = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -87,7 +79,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike, *,
             files[prev.name] = files[path.name]
     os.replace(tmp, path)
     _fsync_dir(directory)
-    files[path.name] = {"sha256": _sha256(path), "size": path.stat().st_size,
+    files[path.name] = {"sha256": sha256_of(path), "size": path.stat().st_size,
                         "step": state.get("step"), "epoch": state.get("epoch")}
     _atomic_write_text(directory / MANIFEST, json.dumps(manifest, indent=1))
     return path
@@ -125,7 +117,7 @@ class _Unsafe(CheckpointError):
 
 
 def _load_verified(path: Path, known: set[str], map_location: Any) -> dict[str, Any]:
-    if known and _sha256(path) not in known:
+    if known and sha256_of(path) not in known:
         raise CheckpointError(f"{path.name}: sha256 does not match {MANIFEST} (incomplete write "
                               f"or corruption)")
     try:
