@@ -441,6 +441,7 @@ class TrainSection(_Section):
     checkpoint_every_steps: int = Field(0, ge=0, description="checkpoint period in iterations (0 = off)")
     diagnose: bool = Field(False, description="record per-layer gradient health (GradientProbe)")
     diagnose_every: int = Field(50, ge=1, description="diagnosis: sample every this many iterations")
+    tensorboard: bool = Field(False, description="also log the learning curves (and, with diagnose, the gradient-health statistics) to RUN/tensorboard; needs trainwell[tensorboard]")
 
     @field_validator("device")
     @classmethod

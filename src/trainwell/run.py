@@ -466,6 +466,9 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         console = None
     from trainwell.lrfind import record_lr_find, resolve_auto_max_lr, wants_auto_max_lr
 
+    if recipe.train.tensorboard:  # a missing optional package: say so before any folder or step
+        from trainwell.diagnose.tensorboard import require_tensorboard
+        require_tensorboard()
     recipe = _absolute_data_path(recipe)
     if splits is None:  # before the run directory exists: bad data leaves no empty run behind
         from trainwell.compose import load_splits
@@ -572,6 +575,11 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         write_run_diagnostics(probe, run_dir)
         write_report(run_dir)
         summary = read_summary(run_dir)
+    if t.tensorboard:
+        from trainwell.diagnose.tensorboard import write_history_tensorboard, write_tensorboard
+        write_history_tensorboard(trainer.history.epochs, run_dir / "tensorboard")
+        if probe is not None:
+            write_tensorboard(probe.record(), run_dir / "tensorboard")
 
     result = RunResult(run_dir, trainer, model, splits, trainer.history, summary)
     if interrupted and interrupt == "raise":

@@ -71,6 +71,11 @@ def fit(
                                       help="Resume even when the recipe differs."),
     diagnose: bool = typer.Option(False, "--diagnose",
                                   help="Record per-layer gradient health (sets train.diagnose)."),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard",
+        help="Also log the learning curves (and with --diagnose the gradient-health "
+             "statistics) to RUN/tensorboard (sets train.tensorboard; needs "
+             "trainwell[tensorboard])."),
 ) -> None:
     """Train a recipe and write a run directory: recipe, history, checkpoints, model,
     summary, plots and report.html.
@@ -108,6 +113,8 @@ def fit(
     overrides = cli_overrides(set_, seed=seed, device=device)
     if diagnose:
         overrides.append("train.diagnose=true")
+    if tensorboard:
+        overrides.append("train.tensorboard=true")
     r = apply_overrides(base, overrides) if overrides else base
 
     console = Console()

@@ -16,7 +16,7 @@ import numpy as np
 from trainwell.diagnose.stats import ProbeRecord
 from trainwell.errors import ConfigError
 
-__all__ = ["write_tensorboard", "SCALARS"]
+__all__ = ["write_tensorboard", "write_history_tensorboard", "require_tensorboard", "SCALARS"]
 
 SCALARS = ("act_mean", "act_std", "saturated", "dead", "grad_norm", "ratio_to_last",
            "update_ratio")
@@ -30,6 +30,32 @@ def _summary_writer():
                           'the tensorboard package: pip install "trainwell[tensorboard]"'
                           ) from exc
     return SummaryWriter
+
+
+def require_tensorboard() -> None:
+    """Fail early, before any training, when the tensorboard package is missing."""
+    _summary_writer()
+
+
+def write_history_tensorboard(rows: list[dict], log_dir: str | os.PathLike) -> Path:
+    """Write every numeric column of the per-epoch history rows as ``epoch/<column>`` scalars.
+
+    Example:
+        >>> write_history_tensorboard(trainer.history.epochs, "runs/tb")   # doctest: +SKIP
+    """
+    writer_cls = _summary_writer()
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    writer = writer_cls(log_dir=str(log_dir))
+    try:
+        for row in rows:
+            epoch = int(row.get("epoch", 0))
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                    writer.add_scalar(f"epoch/{key}", float(value), epoch)
+    finally:
+        writer.close()
+    return log_dir
 
 
 def write_tensorboard(record: ProbeRecord, log_dir: str | os.PathLike) -> Path:
