@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.errors import ConfigError
+from trainwell.train.rng import parse_seeds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,19 +156,6 @@ def parse_vary(items: Sequence[str]) -> list[tuple[str, list[str]]]:
                               "--vary)")
         out.append((key, values))
     return out
-
-
-def parse_seeds(text: str | Sequence[int]) -> list[int]:
-    """``"0,1,2"`` → ``[0, 1, 2]`` (integers ≥ 0, no repeats)."""
-    items = split_values(text) if isinstance(text, str) else list(text)
-    try:
-        seeds = [int(s) for s in items]
-    except (TypeError, ValueError):
-        raise ConfigError("--seeds", text, "integers ≥ 0 separated by commas, e.g. 0,1,2"
-                          ) from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError("--seeds", text, "distinct integers ≥ 0 separated by commas, e.g. 0,1")
-    return seeds
 
 
 def _short(field_path: str) -> str:

@@ -41,6 +41,8 @@ from typing import Any
 
 import torch
 
+from trainwell.train.rng import parse_seeds
+
 __all__ = [
     "TransferStudyConfig", "TransferStudyResult", "run_transfer_study", "synthetic_fashion",
     "mean_std", "seed_table", "parse_seeds", "FASHION_CLASSES",
@@ -178,32 +180,6 @@ def _load_fashion(data_dir: str | os.PathLike | None, progress: bool) -> Any:
 
 
 # -- statistics and tables -------------------------------------------------------------------------
-def parse_seeds(text: str | Sequence[int]) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` (or a list) → a list of distinct integer seeds."""
-    from trainwell.errors import ConfigError
-
-    if not isinstance(text, str):
-        seeds = list(text)
-    else:
-        seeds = []
-        try:
-            for part in text.replace(" ", "").split(","):
-                if not part:
-                    continue
-                if "-" in part[1:]:
-                    lo, hi = part.split("-", 1) if not part.startswith("-") else (part, part)
-                    seeds.extend(range(int(lo), int(hi) + 1))
-                else:
-                    seeds.append(int(part))
-        except ValueError:
-            raise ConfigError("--seeds", text, "integers separated by commas, e.g. 0,1,2, "
-                              "or a range such as 0-4") from None
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds) \
-            or len(set(seeds)) != len(seeds):
-        raise ConfigError("--seeds", text, "one or more distinct integers, e.g. 0,1,2")
-    return seeds
-
-
 def mean_std(values: Sequence[float]) -> dict[str, float]:
     """Mean and sample standard deviation (n − 1; 0 for one value), min and max."""
     vals = [float(v) for v in values]

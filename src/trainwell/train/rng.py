@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "get_rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "get_rng_state", "set_rng_state", "parse_seeds"]
+
+
+def parse_seeds(text: str | Sequence[int | str]) -> list[int]:
+    """``"0,1,2"``, ``"0-4"`` or a list → distinct integer seeds ≥ 0 (the ``--seeds`` option).
+
+    Raises:
+        ConfigError: naming ``--seeds``, for anything else (empty, repeats, negatives, text).
+    """
+    from trainwell.errors import ConfigError
+
+    def bad() -> ConfigError:
+        return ConfigError("--seeds", text, "distinct integers ≥ 0 separated by commas, "
+                           "e.g. 0,1,2, or a range such as 0-4")
+
+    parts = text.replace(" ", "").split(",") if isinstance(text, str) else list(text)
+    seeds: list[int] = []
+    for part in parts:
+        if isinstance(part, bool):
+            raise bad()
+        if isinstance(part, str) and "-" in part[1:]:
+            lo, hi = part.split("-", 1)
+            try:
+                seeds.extend(range(int(lo), int(hi) + 1))
+            except ValueError:
+                raise bad() from None
+            continue
+        if part == "":
+            continue
+        try:
+            seeds.append(int(part))
+        except (TypeError, ValueError):
+            raise bad() from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise bad()
+    return seeds
 
 
 def seed_everything(seed: int) -> None:
