@@ -1,6 +1,6 @@
 """How much does the Trainer cost over a minimal hand-written loop? (target: <= ~1.05x)
 
-Both train the seeds' model A (784 -> 300-100-50-50-50 SELU -> 8, lecun init, SGD lr 1e-3,
+Both train the chapter's model A (784 -> 300-100-50-50-50 SELU -> 8, lecun init, SGD lr 1e-3,
 batch 32) on the same in-memory tensors, one epoch at a time, interleaved (loop, trainer,
 loop, ...) so that both see the same machine state. The minimal loop is
 

@@ -1,4 +1,4 @@
-"""Cost of gradient-health probes: epoch time of the seeds' model A with and without
+"""Cost of gradient-health probes: epoch time of the chapter's model A with and without
 :class:`trainwell.diagnose.GradientProbe` at its default sampling (every 50 steps).
 
 Model A (Géron, transfer-learning section): 784 → 300-100-50-50-50 SELU → 8, batch 32, SGD

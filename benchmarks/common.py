@@ -42,9 +42,9 @@ class Workload:
         return cls(**d)
 
 
-# The seeds' model A: 5 dense SELU layers on the 8-class Fashion-MNIST task (~44k images).
+# The chapter's model A: 5 dense SELU layers on the 8-class Fashion-MNIST task (~44k images).
 MODEL_A = Workload("model_a", 784, (300, 100, 50, 50, 50), 8, "selu", "lecun", "sgd", 1e-3, 32, 44000)
-# The seeds' CIFAR-10 exercise network: 20 hidden layers of 100 Swish units, He init, Nadam.
+# The chapter's CIFAR-10 exercise network: 20 hidden layers of 100 Swish units, He init, Nadam.
 CIFAR_DNN = Workload("cifar_dnn", 3072, (100,) * 20, 10, "swish", "he", "nadam", 5e-5, 32, 10000)
 CIFAR_DNN_BN = Workload("cifar_dnn_bn", 3072, (100,) * 20, 10, "swish", "he", "nadam", 5e-5, 32, 10000,
                         batch_norm=True)

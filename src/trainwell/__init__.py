@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "trainwell.errors",
     "DataError": "trainwell.errors",
     "CheckpointError": "trainwell.errors",
+    "TrainwellWarning": "trainwell.errors",
     # networks
     "build_model": "trainwell.nn",
     "model_summary": "trainwell.nn",

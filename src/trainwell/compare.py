@@ -507,7 +507,7 @@ def _fmt_seconds(t: float) -> str:
 def table_cells(row: dict[str, Any]) -> dict[str, str]:
     """The printable cells of one comparison row (shared by the console, CSV and HTML).
 
-    ``best <metric>`` is the mean ± sample standard deviation over the seeds of each run's
+    ``best <metric>`` is the mean ± sample standard deviation over the random seeds of each run's
     best epoch value; ``best epoch`` and ``epochs`` list one number per seed.
     """
     metric = row["metric"]

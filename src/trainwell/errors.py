@@ -1,14 +1,18 @@
-"""Errors trainwell raises for things a user can fix.
+"""Errors trainwell raises for things a user can fix, and the warnings it gives.
 
 The CLI prints the message of a :class:`TrainwellError` as one line and exits with code 2,
 without a traceback: the message itself must say what was wrong and what is accepted.
+Warnings are real :mod:`warnings` of a :class:`TrainwellWarning` category, so Python users
+can filter them (``warnings.simplefilter("ignore", TrainwellWarning)``); the CLI prints each
+as one ``warning: <message>`` line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["TrainwellError", "ConfigError", "DataError", "CheckpointError"]
+__all__ = ["TrainwellError", "ConfigError", "DataError", "CheckpointError", "TrainwellWarning",
+           "TrainwellRuntimeWarning", "CheckpointFallbackWarning"]
 
 
 class TrainwellError(Exception):
@@ -48,3 +52,15 @@ class DataError(TrainwellError):
 
 class CheckpointError(TrainwellError):
     """A checkpoint or saved model that is missing, corrupt or unsafe to load."""
+
+
+class TrainwellWarning(Warning):
+    """Base class of trainwell's warnings: something works, but not as the user likely meant."""
+
+
+class TrainwellRuntimeWarning(TrainwellWarning, RuntimeWarning):
+    """Training goes on differently than asked (e.g. eager after a failed ``torch.compile``)."""
+
+
+class CheckpointFallbackWarning(TrainwellRuntimeWarning):
+    """A damaged checkpoint was skipped and the previous one (``*.prev.pt``) loaded instead."""

@@ -3,7 +3,7 @@
 The test trains for a few hundred steps while growing the learning rate exponentially from a
 tiny value to a huge one, records the loss, and stops once the loss blows up. The loss curve
 against the learning rate (log scale) shows where training is fastest and where it diverges;
-the seeds' advice is to train a bit below the rate where the loss turns up — about ten times
+the chapter's advice is to train a bit below the rate where the loss turns up — about ten times
 lower. Model, optimizer and random-number state are restored afterwards, so the finder can
 run right before a real training run.
 
@@ -33,7 +33,7 @@ __all__ = ["LRFindResult", "RULES", "find_lr", "lr_find_recipe", "resolve_auto_m
 
 RULES = {
     "min/10": "one tenth of the learning rate at which the smoothed loss is lowest "
-              "(the seeds' rule: train about 10 times below the rate where the loss turns up)",
+              "(the chapter's rule: train about 10 times below the rate where the loss turns up)",
     "steepest": "the learning rate where the smoothed loss falls fastest "
                 "(steepest negative slope of loss against log learning rate, before the minimum)",
 }

@@ -1,4 +1,4 @@
-"""Greedy layer-wise unsupervised pretraining (seed 001, "Unsupervised Pretraining").
+"""Greedy layer-wise unsupervised pretraining (the chapter's "Unsupervised Pretraining").
 
 When labels are scarce but unlabeled data is plentiful, train the hidden layers one at a time
 without labels, each as a shallow autoencoder, then put an output layer on top and fine-tune

@@ -1,6 +1,6 @@
 """Transfer learning: reuse a trained network's lower layers, freeze, unfreeze, fine-tune.
 
-The seeds' recipe (Géron ch. 11, "Reusing Pretrained Layers"), as one API:
+The chapter's recipe (Géron, *Hands-On Machine Learning*, ch. 11, "Reusing Pretrained Layers"), as one API:
 
 1. take all but the output layer of a trained network (or its first k hidden layers) and put
    a fresh output layer for the new task on top — on a *clone*, so the source network is never
@@ -123,7 +123,7 @@ def reuse_layers(source: nn.Module | str | os.PathLike, n_outputs: int,
                  task: str = "multiclass", reuse: int | None = None) -> nn.Sequential:
     """A new network: the source's lower layers (copied) plus a fresh output layer.
 
-    Like the seeds' ``keras.Sequential(model_A.layers[:-1])`` + ``Dense(1)``, but on a clone:
+    Like the chapter's ``keras.Sequential(model_A.layers[:-1])`` + ``Dense(1)``, but on a clone:
     the source keeps its weights whatever happens to the new network.
 
     Args:
@@ -269,7 +269,7 @@ def freeze(model: nn.Module, top_k: int | None = None, *,
     Args:
         model: the network (see :func:`blocks`).
         top_k: hidden blocks left trainable, counted from the top; ``None``/``0`` (default)
-            freezes every hidden block, so only the output layer trains (the seeds' phase 1).
+            freezes every hidden block, so only the output layer trains (the chapter's phase 1).
         names: freeze exactly these blocks instead (e.g. ``["hidden1", "hidden2"]``).
 
     Example:
@@ -298,7 +298,7 @@ def unfreeze(model: nn.Module, top_k: int | str | None = "all", *,
     Args:
         model: the network (see :func:`blocks`).
         top_k: ``"all"``/``None`` (default) unfreezes every block; an integer k unfreezes the
-            top k hidden blocks (the seeds: "unfreeze one or two top hidden layers").
+            top k hidden blocks (the chapter: "unfreeze one or two top hidden layers").
         names: unfreeze exactly these blocks instead.
 
     Example:
@@ -399,7 +399,7 @@ def check_input_shape(model: nn.Module, x: torch.Tensor, *, resize: bool = False
 
     Samples with the same number of features (e.g. 784 flat vs 28×28) are accepted as they
     are. With ``resize=True`` images of another size are resized (bilinear) to the input size
-    of the source network, as the seeds recommend.
+    of the source network, as the chapter recommends.
 
     Raises:
         DataError: the shapes differ and ``resize`` is off (or the inputs are not images).
@@ -555,7 +555,7 @@ def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epoc
     ``frozen_epochs`` epochs at ``lr``. Phase 2 (``"unfrozen"``): the chosen blocks are
     unfrozen and training goes on for ``epochs − frozen_epochs`` epochs at
     ``lr × lr_factor``. Each phase gets a new optimizer over the trainable parameters only (as
-    Keras's re-``compile``), so frozen parameters never hold optimizer state. The seeds:
+    Keras's re-``compile``), so frozen parameters never hold optimizer state. The chapter:
     4 epochs frozen at η = 1e-3, then 16 epochs unfrozen at η = 1e-4.
 
     Args:

@@ -1,4 +1,4 @@
-"""The seeds' transfer study and the pretraining comparison, end to end on synthetic data."""
+"""The chapter's transfer study and the pretraining comparison, end to end on synthetic data."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def test_default_setup_is_the_seeds():
     assert (c.init, c.init_distribution) == ("glorot", "uniform")      # Keras Dense default
     assert (c.optimizer, c.lr, c.batch_size) == ("sgd", 1e-3, 32)
     assert (c.epochs_a, c.epochs_b, c.frozen_epochs) == (20, 20, 4)
-    assert c.lr * c.lr_factor == pytest.approx(1e-4)                   # seed 004
+    assert c.lr * c.lr_factor == pytest.approx(1e-4)                   # 3rd edition
     assert c.b_train_size == 200 and not c.vary_b_subset
-    assert c.extra_factors() == [1.0]           # seed 001 keeps 1e-3 after unfreezing
+    assert c.extra_factors() == [1.0]           # the 2nd edition keeps 1e-3 after unfreezing
 
 
 def test_mean_std_is_the_sample_standard_deviation():
@@ -79,7 +79,7 @@ def test_transfer_study_runs_end_to_end_and_writes_its_table_and_run_directory(t
     lrs = [row["lr"] for row in study["histories"]["0"]["b_on_a"]]
     assert lrs[0] == pytest.approx(c.lr) and lrs[-1] == pytest.approx(c.lr * c.lr_factor)
     same_lr = [row["lr"] for row in study["histories"]["0"]["b_on_a_x1"]]
-    assert same_lr[-1] == pytest.approx(c.lr)   # the seed-001 arm keeps the rate
+    assert same_lr[-1] == pytest.approx(c.lr)   # the 2nd-edition arm keeps the rate
     html = (run / "report.html").read_text()
     assert "Transfer study: test accuracy per seed" in html
 

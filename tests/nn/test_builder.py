@@ -1,4 +1,4 @@
-"""build_model: structure, validation, SELU warnings and the seeds' normalization experiments."""
+"""build_model: structure, validation, SELU warnings and the chapter's normalization experiments."""
 
 import math
 import warnings

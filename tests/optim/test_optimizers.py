@@ -57,7 +57,7 @@ def test_momentum_matches_seed_rule_m_beta_m_minus_eta_g():
 
 def test_nesterov_equals_seed_rule_at_the_look_ahead_point():
     # Seed: m ← βm − η∇J(θ + βm); θ ← θ + m. Torch's reformulation stores φ = θ + βm,
-    # so torch's parameter after each step must equal the seed's θ + βm.
+    # so torch's parameter after each step must equal the chapter's θ + βm.
     lr, beta, theta, m, want = 0.1, 0.9, THETA0.copy(), np.zeros(3), []
     for _ in range(3):
         m = beta * m - lr * grad(theta + beta * m)
@@ -86,7 +86,7 @@ def test_adagrad_with_torch_defaults_matches_hand_rule():
 
 def test_adagrad_reproduces_seed_formula_exactly_with_epsilon_as_initial_accumulator():
     # Seed: s ← s + g⊗g (s₀ = 0); θ ← θ − η g ⊘ √(s + ε). Starting torch's accumulator at ε
-    # and making its outer ε negligible gives √(ε + Σg²): the seed's formula exactly.
+    # and making its outer ε negligible gives √(ε + Σg²): the chapter's formula exactly.
     lr, eps = 0.5, 1e-3
     theta, s, want = THETA0.copy(), np.zeros(3), []
     for _ in range(3):
@@ -100,7 +100,7 @@ def test_adagrad_reproduces_seed_formula_exactly_with_epsilon_as_initial_accumul
 
 def test_rmsprop_matches_seed_rule_with_rho():
     # Seed: s ← ρs + (1 − ρ)g⊗g; θ ← θ − η g ⊘ √(s + ε). Torch puts ε outside the root:
-    # exact against that placement, and within 1e-6 of the seed's placement.
+    # exact against that placement, and within 1e-6 of the chapter's placement.
     lr, rho, eps = 0.01, 0.9, 1e-7
     theta_t, theta_s, s_t, s_s, want_t, want_s = THETA0.copy(), THETA0.copy(), 0.0, 0.0, [], []
     for _ in range(3):

@@ -1,4 +1,4 @@
-"""The engine on the real data: the seeds' self-normalizing network learns Fashion-MNIST.
+"""The engine on the real data: the chapter's self-normalizing network learns Fashion-MNIST.
 
 Skipped when $TRAINWELL_DATA has no fashion-mnist folder.
 """

@@ -6,7 +6,8 @@ not exist (a feature not installed) is skipped.
 
 Errors a user can fix (:class:`~trainwell.errors.TrainwellError`: bad recipe values, missing
 data, unusable checkpoints) are printed as one ``error: <message>`` line on stderr with exit
-code 2 and no traceback.
+code 2 and no traceback. trainwell's warnings are printed the same way, as one
+``warning: <message>`` line on stderr (:mod:`trainwell.cli.console_warnings`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from trainwell import __version__
+from trainwell.cli.console_warnings import one_line_warnings
 from trainwell.errors import TrainwellError
 
 __all__ = ["app", "main", "COMMANDS", "fail"]
@@ -45,11 +47,12 @@ def _pydantic_message(exc: Any) -> str:
 
 
 class _TrainwellGroup(TyperGroup):
-    """Runs the commands; turns user errors into one line on stderr and exit code 2."""
+    """Runs the commands; user errors and trainwell's warnings become one line on stderr."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with one_line_warnings():
+                return super().invoke(ctx)
         except TrainwellError as exc:
             fail(str(exc))
         except Exception as exc:

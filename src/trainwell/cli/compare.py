@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             if not recipes:
                 raise ConfigError("RECIPES", "nothing", "a recipe with --vary, several recipes, "
                                   "or --spec NAME")
-            # every recipe and the seeds are checked first: a misspelt recipe is named as such
+            # every recipe and --seeds are checked first: a misspelt recipe is named as such
             loaded = [recipe_from_cli(r, None) for r in recipes]
             bases = [(r.name, r) for r in loaded]
             run_seeds = parse_seeds(seeds) if seeds else [0]

@@ -1,4 +1,4 @@
-"""``trainwell study transfer|pretrain``: the seeds' experiments over several seeds."""
+"""``trainwell study transfer|pretrain``: the chapter's experiments over several random seeds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 __all__ = ["register", "study_app"]
 
 study_app = typer.Typer(
-    help="Reproduce the seeds' experiments over several seeds: a table per seed with mean and "
+    help="Reproduce the chapter's experiments over several random seeds: a table per seed with mean and "
          "standard deviation, a plot, and a run directory with report.html.",
     no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def transfer_study(
                                     help="Phase-2 lr factor (default 0.1: 1e-3 → 1e-4)."),
     compare_lr_factors: str = typer.Option(
         None, "--compare-lr-factors", metavar="F1,F2",
-        help="Extra B-on-A arms with these phase-2 lr factors (default 1: seed 001's 1e-3; "
+        help="Extra B-on-A arms with these phase-2 lr factors (default 1: the 2nd edition's 1e-3; "
              "'none' for no extra arm)."),
     vary_subset: bool = typer.Option(False, "--vary-subset",
                                      help="A seeded random choice of the 200 task-B images per "
@@ -65,7 +65,7 @@ def transfer_study(
     """Task A (8 Fashion-MNIST classes) → task B (shirts vs sandals, 200 images).
 
     For each seed: model A, model B from scratch, model B on A (frozen 4 epochs at 1e-3, then
-    unfrozen 16 epochs at 1e-4), as set up in the seeds; prints the test accuracies per seed,
+    unfrozen 16 epochs at 1e-4), as set up in the chapter; prints the test accuracies per seed,
     their mean and standard deviation, and writes a run directory with a bar plot.
 
     Examples:

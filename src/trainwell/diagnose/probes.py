@@ -168,7 +168,7 @@ class GradientProbe(Callback):
     :func:`trainwell.diagnose.verdicts.judge` turns them into verdicts.
 
     Args:
-        every: sample one step in ``every`` (default 50: 1–4 % extra time on the seeds'
+        every: sample one step in ``every`` (default 50: 1–4 % extra time on the chapter's
             model A). Must be ≥ 1.
         max_samples: samples kept at most (default 512); when full, every second sample is
             dropped and ``every`` doubles, so the record still spans the whole training.

@@ -25,12 +25,12 @@ Why these thresholds:
   gradient. Healthy networks (He + ReLU/ELU, SELU + LeCun, sigmoid + batch norm, 20–30
   layers) measure 0.3–6 in every layer; sigmoid networks of the same depth with N(0, 1)
   weights measure 1e-4–1e-3 in their lowest layers.
-- *exploding*: one NaN/Inf ends training (the seeds: "training will diverge"). An update of
+- *exploding*: one NaN/Inf ends training (the chapter: "training will diverge"). An update of
   more than 10 % of a layer's weights in one step (update/weight > 0.1, against the ~1e-3 of a
   well-tuned run) rewrites the layer in about ten steps: the learning rate is too high. The
   per-weight gradient (‖∇W‖/√n, free of layer size) growing 100× from the top to a lower
   layer, or a layer's gradient growing 100× during training, is the multiplication by "say
-  10, multiple times" that the seeds describe.
+  10, multiple times" that the chapter describes.
 - *dying, 50 %*: a ReLU unit that is ≤ 0 for every example gets no gradient (dying ReLUs); a
   He-initialized ReLU network has a few such units per batch, but when more than half of a
   layer is dead it has lost most of its capacity and blocks most of the gradient below it.
@@ -61,7 +61,7 @@ HEALTHY, VANISHING, EXPLODING, DYING, SATURATING = (
 #: Most severe first: the network verdict is the first of these that any layer has.
 SEVERITY = (EXPLODING, VANISHING, DYING, SATURATING)
 
-#: One or two lines of remedies from the seeds per problem, with the recipe setting to change.
+#: One or two lines of remedies from the chapter per problem, with the recipe setting to change.
 REMEDIES = {
     EXPLODING: "Clip the gradients (optimizer.clip_norm=1.0 or clip_global_norm=1.0) and lower "
                "the learning rate (optimizer.lr ÷ 10);\nHe/LeCun initialization "

@@ -1,6 +1,6 @@
-"""Experiments that reproduce the seeds' studies over several seeds and write a run directory.
+"""Experiments that reproduce the chapter's studies over several random seeds and write a run directory.
 
-- :func:`run_transfer_study`: task A / task B on Fashion-MNIST (Géron ch. 11): B from scratch
+- :func:`run_transfer_study`: task A / task B on Fashion-MNIST (Géron, *Hands-On Machine Learning*, ch. 11): B from scratch
   vs B on A, per seed, mean and standard deviation.
 - :func:`run_pretrain_study`: few labels, from scratch vs greedy layer-wise pretrained.
 """

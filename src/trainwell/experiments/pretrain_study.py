@@ -1,6 +1,6 @@
-"""Few labels, many unlabeled images: from scratch vs greedy layer-wise pretraining (seed 001).
+"""Few labels, many unlabeled images: from scratch vs greedy layer-wise pretraining.
 
-Seed 001 ("Unsupervised Pretraining") names the technique without an experiment, so the setup
+The chapter ("Unsupervised Pretraining") names the technique without an experiment, so the setup
 is trainwell's: Fashion-MNIST (pixels / 255), every training image as unlabeled data, only the
 first ``n_labels`` training images with their labels; the network of the transfer study
 (dense SELU 300-100-50-50-50, Keras default init). One arm trains it from scratch on the

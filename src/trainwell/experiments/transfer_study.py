@@ -1,7 +1,8 @@
-"""The seeds' transfer-learning study on Fashion-MNIST, over several random seeds.
+"""The chapter's transfer-learning study on Fashion-MNIST, over several random seeds.
 
-Set up exactly as seed 001 (Géron, ch. 11, "Transfer Learning in Keras"), with the phase-2
-learning rate of the later edition (seed 004):
+Set up exactly as the book (Géron, *Hands-On Machine Learning with Scikit-Learn, Keras and
+TensorFlow*, ch. 11, "Transfer Learning with Keras"), with the phase-2 learning rate of its 3rd
+edition:
 
 - **task A**: the 8 classes other than sandals and shirts, the full training set;
   **task B**: shirts (positive) vs sandals (negative) with only 200 training images (the first
@@ -12,11 +13,11 @@ learning rate of the later edition (seed 004):
 - training: plain SGD, η = 1e-3, batch 32; model A 20 epochs; model B from scratch 20 epochs;
 - model B on A: all of A but its output layer (on a clone) + a new sigmoid output, reused
   layers frozen for 4 epochs at η = 1e-3, then unfrozen for 16 epochs at η = 1e-4;
-- the editions disagree on that last rate (seed 001 keeps η = 1e-3 after unfreezing), so a
+- the editions disagree on that last rate (the 2nd keeps η = 1e-3 after unfreezing), so a
   second "B on A" arm fine-tunes the same model A with η = 1e-3 in phase 2
   (``compare_lr_factors``).
 
-Seed 001 reports A ≈ 92 % validation accuracy, B from scratch 97.05 % and B on A 99.35 %
+The 2nd edition reports A ≈ 92 % validation accuracy, B from scratch 97.05 % and B on A 99.35 %
 test accuracy for one run. The study repeats the three trainings for several seeds (the
 initialization and batch order change; the data split does not) and reports each seed, the
 mean and the standard deviation, so that the gain can be judged honestly.
@@ -57,7 +58,7 @@ ARMS = (("a", "task A (8 classes)"), ("b_scratch", "task B from scratch"),
 
 @dataclass
 class TransferStudyConfig:
-    """The study's setup; the defaults are the seeds'. ``quick()`` is a seconds-long variant."""
+    """The study's setup; the defaults are the chapter's. ``quick()`` is a seconds-long variant."""
 
     hidden: tuple[int, ...] = (300, 100, 50, 50, 50)
     activation: str = "selu"
@@ -69,9 +70,9 @@ class TransferStudyConfig:
     epochs_a: int = 20
     epochs_b: int = 20                   # B from scratch, and B on A in total (4 + 16)
     frozen_epochs: int = 4
-    lr_factor: float = 0.1               # 1e-3 → 1e-4 (seed 004)
-    # Extra "B on A" arms with other phase-2 factors, from the same model A: seed 001 keeps
-    # lr 1e-3 after unfreezing (factor 1) where seed 004 lowers it to 1e-4 (factor 0.1).
+    lr_factor: float = 0.1               # 1e-3 → 1e-4 (3rd edition)
+    # Extra "B on A" arms with other phase-2 factors, from the same model A: the 2nd edition
+    # keeps lr 1e-3 after unfreezing (factor 1) where the 3rd lowers it to 1e-4 (factor 0.1).
     compare_lr_factors: tuple[float, ...] = (1.0,)
     unfreeze: int | str = "all"
     b_train_size: int = 200
@@ -251,7 +252,7 @@ def _build(splits: Any, config: TransferStudyConfig, n_outputs: int, task: str, 
 
     torch.manual_seed(seed)
     with warnings.catch_warnings():
-        # The seeds' SELU network uses Keras's default glorot init, not lecun: on purpose.
+        # The chapter's SELU network uses Keras's default glorot init, not lecun: on purpose.
         warnings.simplefilter("ignore", SelfNormalizationWarning)
         return build_model(input_shape=tuple(splits.input_shape), n_outputs=n_outputs, task=task,
                            hidden=list(config.hidden), activation=config.activation,
@@ -292,7 +293,7 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
         seeds: random seeds (initialization and batch order); default ``(0, 1, 2)``.
         splits: a 10-class :class:`~trainwell.data.Splits`; default: Fashion-MNIST from
             ``data_dir`` (or the synthetic dataset with ``quick``).
-        config: the setup (default: the seeds', or ``TransferStudyConfig.quick()`` with
+        config: the setup (default: the chapter's, or ``TransferStudyConfig.quick()`` with
             ``quick``).
         data_dir: where Fashion-MNIST is (default ``$TRAINWELL_DATA`` / the user cache).
         out: folder for the run directory (``None``: write nothing).
@@ -385,7 +386,7 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
             console.print(f"transfer gain on task B with phase-2 lr {config.lr * factor:g}: "
                           f"{100 * g['mean']:+.2f} ± {100 * g['std']:.2f} points (mean ± std "
                           f"over {len(rows)} seeds)")
-        console.print("seed 001 reported 97.05% from scratch → 99.35% on A, for one run")
+        console.print("the book (2nd edition) reports 97.05% from scratch → 99.35% on A, for one run")
     if out is not None:
         result.run_dir = _write_run(result, splits, split_a, model_a_first, table, out, quick)
         _say(console, f"results: {result.run_dir}")
@@ -407,9 +408,9 @@ def _setup_text(config: TransferStudyConfig, splits: Any, quick: bool) -> str:
             f"epochs. B on A: all of A but its output + a new output, reused layers frozen for "
             f"{c.frozen_epochs} epochs at lr {c.lr:g}, then unfrozen ({c.unfreeze}) for "
             f"{c.epochs_b - c.frozen_epochs} epochs at lr {c.lr * c.lr_factor:g}"
-            + (" (seed 004)" if math.isclose(c.lr_factor, 0.1) else "")
+            + (" (3rd edition)" if math.isclose(c.lr_factor, 0.1) else "")
             + "".join(f"; the same with lr {c.lr * f:g} after unfreezing"
-                      + (" (seed 001)" if math.isclose(f, 1.0) else "")
+                      + (" (2nd edition)" if math.isclose(f, 1.0) else "")
                       for f in c.extra_factors())
             + ". Accuracies are on the test sets. Seeds change the initialization and the batch "
             "order.")
@@ -462,8 +463,8 @@ def _write_run(result: TransferStudyResult, splits: Any, split_a: Any, model_a: 
         gains.append([f"phase-2 lr {c.lr * factor:g}", f"{100 * g['mean']:+.2f}",
                       f"{100 * g['std']:.2f}", f"{100 * g['min']:+.2f}", f"{100 * g['max']:+.2f}"])
     add_summary_section(run, "Transfer gain on task B", gains,
-                        text="Seed 001 reports one run: 97.05% from scratch, 99.35% on A (a "
-                             "2.3-point gain).")
+                        text="The book (Géron, ch. 11, 2nd edition) reports one run: 97.05% from "
+                             "scratch, 99.35% on A (a 2.3-point gain).")
     _report(run)
     return run
 

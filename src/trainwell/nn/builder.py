@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellWarning
 from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.blocks import BATCH_NORM_PLACES, DROPOUT_KINDS, dense_block, make_dropout
 from trainwell.nn.init import DISTRIBUTIONS, initialize_linear, resolve_init
@@ -22,7 +22,7 @@ __all__ = ["build_model", "SelfNormalizationWarning", "TASK_NAMES",
 TASK_NAMES = ("multiclass", "binary", "multilabel", "regression")
 
 
-class SelfNormalizationWarning(UserWarning):
+class SelfNormalizationWarning(TrainwellWarning, UserWarning):
     """A SELU network was built in a way that breaks its self-normalizing conditions."""
 
 
@@ -61,7 +61,7 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
                 bn_momentum: float = 0.99, bn_epsilon: float = 1e-5, dropout: float = 0.0,
                 dropout_kind: str = "auto", dropout_top_k: int = 0, input_dropout: float = 0.0,
                 leaky_slope: float = 0.01) -> nn.Sequential:
-    """A dense network that outputs logits, built with the practices of the seeds.
+    """A dense network that outputs logits, built with the practices of the chapter.
 
     The result is an ``nn.Sequential`` with named children: ``flatten`` (inputs with more than
     one dimension), ``input_dropout`` (if > 0), ``hidden1`` … ``hiddenN`` (each an

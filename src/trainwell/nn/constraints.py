@@ -29,7 +29,7 @@ def apply_max_norm(model: nn.Module, r: float, *, include_output: bool = False) 
 
     For every hidden ``nn.Linear`` (weight shaped ``(units, inputs)``) each row w becomes
     w · min(1, r / ‖w‖₂), in place and under ``no_grad`` (Keras ``max_norm(r)`` on a Dense
-    kernel, whose columns are trainwell's rows). Like the seeds' examples, which set the
+    kernel, whose columns are trainwell's rows). Like the chapter's examples, which set the
     constraint on hidden layers, the output layer is left alone unless ``include_output``.
     Runs on the device, with no host sync; call it after every optimizer step.
 

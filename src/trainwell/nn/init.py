@@ -14,7 +14,7 @@ with fan_avg = (fan_in + fan_out) / 2. ``distribution="normal"`` draws N(0, σ²
 
 Unlike Keras, whose ``*_normal`` initializers draw a *truncated* normal rescaled to the
 target variance, trainwell draws a plain normal with exactly the Table 11-1 variance (the
-formula of the seeds, and what ``torch.nn.init`` provides). Biases start at zero.
+chapter's formula, and what ``torch.nn.init`` provides). Biases start at zero.
 """
 
 from __future__ import annotations

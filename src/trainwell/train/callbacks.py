@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellRuntimeWarning
 from trainwell.train.history import _maximized
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "NanGuard", "HistoryLogger",
@@ -194,7 +194,8 @@ class EarlyStopping(Callback):
             if not self._warned:
                 self._warned = True
                 warnings.warn(f"EarlyStopping monitors {self.monitor!r} but there is no "
-                              f"validation data; monitoring {key!r} instead", RuntimeWarning,
+                              f"validation data; monitoring {key!r} instead",
+                              TrainwellRuntimeWarning,
                               stacklevel=2)
         value = logs.get(key)
         if value is None or not math.isfinite(value):

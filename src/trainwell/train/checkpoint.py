@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from trainwell.data.download import sha256_of
-from trainwell.errors import CheckpointError, ConfigError
+from trainwell.errors import CheckpointError, CheckpointFallbackWarning, ConfigError
 from trainwell.train.callbacks import Callback, _atomic_write_text
 from trainwell.train.history import _maximized
 
@@ -164,7 +164,7 @@ def find_checkpoint(path: str | os.PathLike, *, name: str = "last.pt",
         except CheckpointError as e:
             errors.append(str(e))
             warnings.warn(f"skipping checkpoint {c}: {e}; falling back to the previous one",
-                          RuntimeWarning, stacklevel=2)
+                          CheckpointFallbackWarning, stacklevel=2)
             continue
         return c, state
     detail = "; ".join(errors) if errors else f"no {name} in {p}"

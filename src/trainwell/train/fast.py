@@ -41,6 +41,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from trainwell.errors import TrainwellRuntimeWarning
+
 __all__ = ["StepOutput", "TrainStep", "make_train_step", "needs_eager_step"]
 
 # torch.optim classes whose foreach update rejects a tensor lr unless capturable.
@@ -187,7 +189,8 @@ class TrainStep:
 
     def _fallback(self, exc: BaseException) -> None:
         warnings.warn(f"torch.compile of the training step failed ({type(exc).__name__}: "
-                      f"{str(exc)[:300]}); training in eager mode", RuntimeWarning, stacklevel=3)
+                      f"{str(exc)[:300]}); training in eager mode", TrainwellRuntimeWarning,
+                      stacklevel=3)
         self.compiled = False
         self._fn = None
 

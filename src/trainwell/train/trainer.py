@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwell.errors import CheckpointError, ConfigError, DataError
+from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
 from trainwell.tasks import Task, get_task
 from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList
@@ -300,7 +300,7 @@ class Trainer:
             return self._compiled(xb, yb)
         except Exception as e:  # any compiler failure: train eagerly from here on
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
-                          f"training in eager mode", RuntimeWarning, stacklevel=3)
+                          f"training in eager mode", TrainwellRuntimeWarning, stacklevel=3)
             self._compiled = None
             return self._forward_loss(xb, yb)
 
