@@ -8,12 +8,12 @@ import annotated_types as at
 import pytest
 import tomllib
 
+from trainwell.config.fields import _choices_of
 from trainwell.errors import ConfigError
 from trainwell.recipe import (
     SECTIONS,
     Recipe,
     UnknownFieldError,
-    _choices_of,
     apply_overrides,
     builtin_recipes,
     load_recipe,
@@ -275,7 +275,7 @@ def test_to_toml_is_stable():
 def test_docs_recipes_md_is_current():
     current = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
     assert current == reference_markdown(), \
-        "regenerate with: .venv/bin/python -m trainwell.recipe > docs/recipes.md"
+        "regenerate with: .venv/bin/python -m trainwell.config.docs > docs/recipes.md"
 
 
 def test_reference_documents_every_field():

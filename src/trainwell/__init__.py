@@ -22,7 +22,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from trainwell import _moved
+
 __version__ = "0.1.0"
+
+_moved.install()  # old module paths (trainwell.config, trainwell.workflows.run, ...) keep working
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -73,31 +77,31 @@ _EXPORTS: dict[str, str] = {
     "make_train_step": "trainwell.train.fast",
     # shipping and uncertainty
     "export_model": "trainwell.export",
-    "mc_predict": "trainwell.uncertainty",
-    "calibration": "trainwell.uncertainty",
-    "evaluate_uncertainty": "trainwell.uncertainty",
+    "mc_predict": "trainwell.workflows.uncertainty",
+    "calibration": "trainwell.workflows.uncertainty",
+    "evaluate_uncertainty": "trainwell.workflows.uncertainty",
     # fine-tuning
-    "find_lr": "trainwell.lrfind",
-    "run_comparison": "trainwell.compare",
-    "run_study": "trainwell.tune",
+    "find_lr": "trainwell.workflows.lrfind",
+    "run_comparison": "trainwell.studies.compare",
+    "run_study": "trainwell.studies.tune",
     # gradient health
     "GradientProbe": "trainwell.diagnose",
     "diagnose": "trainwell.diagnose",
     # transfer learning
-    "reuse_layers": "trainwell.transfer",
-    "freeze": "trainwell.transfer",
-    "unfreeze": "trainwell.transfer",
-    "fine_tune": "trainwell.transfer",
-    "greedy_pretrain": "trainwell.pretrain",
+    "reuse_layers": "trainwell.workflows.transfer",
+    "freeze": "trainwell.workflows.transfer",
+    "unfreeze": "trainwell.workflows.transfer",
+    "fine_tune": "trainwell.workflows.transfer",
+    "greedy_pretrain": "trainwell.workflows.pretrain",
     # recipes and runs
-    "Recipe": "trainwell.recipe",
-    "load_recipe": "trainwell.recipe",
-    "save_recipe": "trainwell.recipe",
-    "resolve_recipe": "trainwell.recipe",
-    "apply_overrides": "trainwell.recipe",
-    "build_from_recipe": "trainwell.compose",
-    "fit_recipe": "trainwell.run",
-    "load_run": "trainwell.run",
+    "Recipe": "trainwell.config",
+    "load_recipe": "trainwell.config",
+    "save_recipe": "trainwell.config",
+    "resolve_recipe": "trainwell.config",
+    "apply_overrides": "trainwell.config",
+    "build_from_recipe": "trainwell.workflows.compose",
+    "fit_recipe": "trainwell.workflows.run",
+    "load_run": "trainwell.workflows.run",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -12,7 +12,8 @@ import pytest
 
 from trainwell import __version__
 from trainwell.cli import app
-from trainwell.recipe import SECTIONS, _choices_of, builtin_recipes, loads_recipe, resolve
+from trainwell.config.fields import _choices_of
+from trainwell.recipe import SECTIONS, builtin_recipes, loads_recipe, resolve
 
 RUN_FILES = ["recipe.toml", "history.csv", "history.json", "checkpoints/last.pt",
              "checkpoints/best.pt", "checkpoints/manifest.json", "model/model.safetensors",

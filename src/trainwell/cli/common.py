@@ -22,7 +22,7 @@ def cli_overrides(sets: list[str] | None, *, seed: int | None = None,
 def recipe_from_cli(recipe: str, sets: list[str] | None, *, seed: int | None = None,
                     device: str | None = None) -> Any:
     """The recipe named on the command line with ``--set``, ``--seed`` and ``--device`` applied."""
-    from trainwell.recipe import apply_overrides, resolve
+    from trainwell.config import apply_overrides, resolve
 
     overrides = cli_overrides(sets, seed=seed, device=device)
     r = resolve(recipe)

@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from trainwell.cli.common import check_out, recipe_from_cli
-        from trainwell.compare import (
+        from trainwell.errors import ConfigError
+        from trainwell.studies.compare import (
             grid_variants,
             load_spec,
             parse_seeds,
@@ -62,7 +63,6 @@ def register(app: typer.Typer) -> None:
             run_comparison,
             spec_variants,
         )
-        from trainwell.errors import ConfigError
 
         check_out(out)
         console = Console()

@@ -118,7 +118,7 @@ def diagnose_command(
         record, diagnosis = result.record, result.diagnosis
         title = f"Gradient health — {result.recipe.name}"
         if out is not None:
-            from trainwell.run import new_run_dir
+            from trainwell.report.rundir import new_run_dir
 
             folder = new_run_dir(out, f"diagnose-{result.recipe.name}")
             write_run_diagnostics(record, folder)

@@ -1,6 +1,6 @@
 """``trainwell evaluate RUN``: loss and metrics of a trained run on one split of its data, and
 with ``--mc N`` its calibration with and without MC dropout
-(:func:`trainwell.uncertainty.report_run_uncertainty`)."""
+(:func:`trainwell.workflows.uncertainty.report_run_uncertainty`)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def evaluate(
         trainwell evaluate runs/20250101-120000-mc_dropout --mc 100 --json
     """
     from trainwell.errors import ConfigError, DataError
-    from trainwell.run import evaluate_model, load_run
-    from trainwell.uncertainty import CLASSIFICATION_TASKS
+    from trainwell.workflows.run import evaluate_model, load_run
+    from trainwell.workflows.uncertainty import CLASSIFICATION_TASKS
 
     if split not in ("train", "val", "test"):
         raise ConfigError("--split", split, ["train", "val", "test"])
@@ -55,7 +55,7 @@ def evaluate(
     metrics = evaluate_model(loaded.model, x, y, task=loaded.task)
     rep = plot = None
     if mc:
-        from trainwell.uncertainty import report_run_uncertainty
+        from trainwell.workflows.uncertainty import report_run_uncertainty
 
         rep = report_run_uncertainty(run, mc=mc, split=split, seed=seed, loaded=loaded,
                                      splits=splits)

@@ -100,9 +100,10 @@ def fit(
     from rich.console import Console
 
     from trainwell.cli.common import cli_overrides
+    from trainwell.config import apply_overrides, load_recipe, resolve
     from trainwell.errors import ConfigError
-    from trainwell.recipe import apply_overrides, load_recipe, resolve
-    from trainwell.run import fit_recipe, resolve_run_dir
+    from trainwell.report.rundir import resolve_run_dir
+    from trainwell.workflows.run import fit_recipe
 
     if recipe is None and resume is None:
         raise ConfigError("RECIPE", None, "a recipe file or built-in name (or --resume RUN)")

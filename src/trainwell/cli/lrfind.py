@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from trainwell.cli.common import check_out, recipe_from_cli
-        from trainwell.lrfind import RULES, lr_find_recipe, plot_lr_find
-        from trainwell.run import new_run_dir
+        from trainwell.report.rundir import new_run_dir
+        from trainwell.workflows.lrfind import RULES, lr_find_recipe, plot_lr_find
 
         check_out(out)
         if rule not in RULES:

@@ -1,5 +1,5 @@
 """``trainwell predict RUN INPUT``: probabilities of a trained run, optionally with MC dropout
-(:func:`trainwell.uncertainty.mc_predict`: mean, std, entropy and an uncertainty flag)."""
+(:func:`trainwell.workflows.uncertainty.mc_predict`: mean, std, entropy and an uncertainty flag)."""
 
 from __future__ import annotations
 
@@ -104,17 +104,17 @@ def looks_prescaled(x_raw: Any, stats: dict[str, Any]) -> bool:
 
 def predict_proba(model: Any, x: Any, *, task: str = "multiclass", mc: int = 0, seed: int = 0,
                   batch_size: int = 1024) -> tuple[Any, Any]:
-    """``(mean probabilities, std or None)`` through :mod:`trainwell.uncertainty`.
+    """``(mean probabilities, std or None)`` through :mod:`trainwell.workflows.uncertainty`.
 
     ``mc=0``: one deterministic pass in eval mode
-    (:func:`~trainwell.uncertainty.deterministic_predict`). ``mc=N``: MC dropout,
-    :func:`~trainwell.uncertainty.mc_predict` — N stochastic passes with only dropout active
+    (:func:`~trainwell.workflows.uncertainty.deterministic_predict`). ``mc=N``: MC dropout,
+    :func:`~trainwell.workflows.uncertainty.mc_predict` — N stochastic passes with only dropout active
     (batch norm stays in eval mode), seeded by ``seed``; their mean and standard deviation.
 
     Example:
         >>> mean, std = predict_proba(model, x, mc=100, seed=0)   # doctest: +SKIP
     """
-    from trainwell.uncertainty import deterministic_predict, mc_predict
+    from trainwell.workflows.uncertainty import deterministic_predict, mc_predict
 
     if mc <= 0:
         return deterministic_predict(model, x, batch_size=batch_size, task=task), None
@@ -160,7 +160,7 @@ def predict(
     import numpy as np
 
     from trainwell.errors import ConfigError
-    from trainwell.run import load_run
+    from trainwell.workflows.run import load_run
 
     loaded = load_run(run)
     extra = loaded.model_info.get("extra") or {}
@@ -182,7 +182,7 @@ def predict(
                    err=True)
     entropy = uncertain = None
     if mc:
-        from trainwell.uncertainty import mc_predict
+        from trainwell.workflows.uncertainty import mc_predict
 
         res = mc_predict(loaded.model, x, n=mc, seed=seed, task=task)
         mean, std = res.mean, res.std

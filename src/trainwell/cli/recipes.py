@@ -25,7 +25,7 @@ def _list(ctx: typer.Context) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from trainwell.recipe import builtin_recipes
+    from trainwell.config import builtin_recipes
 
     table = Table(title="built-in recipes (trainwell fit NAME)")
     table.add_column("name", style="bold", no_wrap=True)
@@ -43,7 +43,7 @@ def show(name: str = typer.Argument(..., help="A built-in recipe name or a recip
     """Print a recipe's TOML (the file as written, or --resolved with every default)."""
     from pathlib import Path
 
-    from trainwell.recipe import builtin_path, resolve
+    from trainwell.config import builtin_path, resolve
 
     recipe = resolve(name)  # validates, and fails with the list of names when unknown
     if resolved:

@@ -74,7 +74,7 @@ def transfer_study(
 
         trainwell study transfer --quick --out /tmp/runs
     """
-    from trainwell.experiments.transfer_study import (
+    from trainwell.studies.experiments.transfer_study import (
         TransferStudyConfig,
         _config_with,
         run_transfer_study,
@@ -118,7 +118,7 @@ def pretrain_study(
     """
     from dataclasses import replace
 
-    from trainwell.experiments.pretrain_study import PretrainStudyConfig, run_pretrain_study
+    from trainwell.studies.experiments.pretrain_study import PretrainStudyConfig, run_pretrain_study
 
     base = PretrainStudyConfig.quick() if quick else PretrainStudyConfig()
     changes = {k: v for k, v in dict(n_labels=labels, epochs_per_layer=epochs_per_layer,

@@ -1,6 +1,6 @@
 """``trainwell transfer SOURCE_RUN RECIPE``: reuse a trained run's layers for a new task.
 
-The glue between a run directory, a recipe and :mod:`trainwell.transfer`: loads the source
+The glue between a run directory, a recipe and :mod:`trainwell.workflows.transfer`: loads the source
 network, the recipe's data, puts a new output layer on a clone of the source's lower layers,
 trains in two phases (frozen, then unfrozen with a reduced learning rate) and writes a normal
 run directory whose plots show both phases.
@@ -35,7 +35,7 @@ def _epochs(n: int) -> str:
 
 
 def _resized(splits: Any, model: Any, resize: bool) -> Any:
-    from trainwell.transfer import check_input_shape, expected_input_shape
+    from trainwell.workflows.transfer import check_input_shape, expected_input_shape
 
     parts = {}
     for p in ("train", "val", "test"):
@@ -52,14 +52,14 @@ def _source(source_run: str | os.PathLike) -> tuple[Any, str]:
     import warnings
 
     from trainwell.nn import SelfNormalizationWarning
-    from trainwell.transfer import load_source_model
+    from trainwell.workflows.transfer import load_source_model
 
     path = Path(source_run)
     with warnings.catch_warnings():
         # Rebuilding a saved network repeats its construction warnings: not news here.
         warnings.simplefilter("ignore", SelfNormalizationWarning)
         if (path / "recipe.toml").is_file():
-            from trainwell.run import load_run
+            from trainwell.workflows.run import load_run
 
             run = load_run(path)
             return run.model, run.recipe.name
@@ -77,21 +77,26 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     """
     import torch
 
-    from trainwell.compose import (
+    from trainwell.nn import model_summary
+    from trainwell.train import EarlyStopping, HistoryLogger, NanGuard, ProgressCallback
+    from trainwell.workflows.compose import (
         binary_from_two_classes,
         load_splits,
         resolved_task,
         trainer_kwargs,
     )
-    from trainwell.nn import model_summary
-    from trainwell.run import (
+    from trainwell.workflows.run import (
         add_summary_section,
         new_run_dir,
         save_run_artifacts,
         write_report,
     )
-    from trainwell.train import EarlyStopping, HistoryLogger, NanGuard, ProgressCallback
-    from trainwell.transfer import check_phases, fine_tune_trainers, plot_fine_tune, reuse_layers
+    from trainwell.workflows.transfer import (
+        check_phases,
+        fine_tune_trainers,
+        plot_fine_tune,
+        reuse_layers,
+    )
 
     source, source_name = _source(source_run)
     splits = load_splits(recipe, progress=not quiet)
@@ -108,7 +113,7 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     check_phases(frozen_epochs, recipe.train.epochs, recipe.optimizer.lr, lr_factor)
     run_dir = new_run_dir(out, f"{recipe.name}-on-{source_name}")
     if console is not None:
-        from trainwell.transfer import freeze
+        from trainwell.workflows.transfer import freeze
 
         if frozen_epochs > 0:
             freeze(model)       # as in phase 1, so the summary counts the frozen parameters
@@ -170,7 +175,7 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     ], text="The vertical line in transfer_phases.png marks the epoch where the reused layers "
             "were unfrozen and the learning rate reduced.")
     write_report(run_dir)
-    from trainwell.run import read_summary
+    from trainwell.report.rundir import read_summary
 
     return run_dir, read_summary(run_dir) or summary
 
@@ -182,11 +187,12 @@ def pretrain_run(recipe: Any, *, epochs_per_layer: int = 5, optimizer: str = "ad
 
     The unlabeled data are every training input of ``[data]`` (``train_limit`` ignored); the
     supervised phase uses ``[data]`` as written, so ``train_limit`` sets how few labels there
-    are. Returns the :class:`~trainwell.run.RunResult`.
+    are. Returns the :class:`~trainwell.workflows.run.RunResult`.
     """
-    from trainwell.compose import build_model_from_recipe, load_splits
-    from trainwell.pretrain import check_pretrain_options, greedy_pretrain
-    from trainwell.run import add_summary_section, fit_recipe, write_report
+    from trainwell.report.rundir import add_summary_section, write_report
+    from trainwell.workflows.compose import build_model_from_recipe, load_splits
+    from trainwell.workflows.pretrain import check_pretrain_options, greedy_pretrain
+    from trainwell.workflows.run import fit_recipe
 
     check_pretrain_options(epochs_per_layer, batch_size, lr)   # before the data load
     labelled = load_splits(recipe, progress=not quiet)
@@ -256,7 +262,7 @@ def register(app: typer.Typer) -> None:
 
         from trainwell.cli.common import cli_overrides
         from trainwell.cli.fit import results_table
-        from trainwell.recipe import apply_overrides, resolve
+        from trainwell.config import apply_overrides, resolve
 
         overrides = cli_overrides(set_, seed=seed, device=device)
         base = resolve(recipe)
@@ -316,7 +322,7 @@ def register(app: typer.Typer) -> None:
 
         from trainwell.cli.common import cli_overrides
         from trainwell.cli.fit import results_table
-        from trainwell.recipe import apply_overrides, resolve
+        from trainwell.config import apply_overrides, resolve
 
         overrides = cli_overrides(set_, seed=seed, device=device)
         base = resolve(recipe)

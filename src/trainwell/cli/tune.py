@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from trainwell.cli.common import check_out, recipe_from_cli
-        from trainwell.tune import load_space, print_best_trials, require_optuna, run_study
+        from trainwell.studies.tune import load_space, print_best_trials, require_optuna, run_study
 
         require_optuna()
         check_out(out)

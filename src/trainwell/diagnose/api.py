@@ -72,7 +72,7 @@ def _check_steps(steps: Any) -> int:
 
 
 def _resolve_recipe(source: Any, overrides: Sequence[str]):
-    from trainwell.recipe import Recipe, apply_overrides, load_recipe, resolve
+    from trainwell.config import Recipe, apply_overrides, load_recipe, resolve
 
     if isinstance(source, Recipe):
         recipe = source
@@ -102,7 +102,7 @@ def diagnose(model_or_recipe: Any, x: Any = None, y: Any = None, *, steps: int =
     loss or the gradients diverge; the layer it names is flagged as exploding.
 
     Args:
-        model_or_recipe: a :class:`trainwell.recipe.Recipe`, a recipe file, a built-in
+        model_or_recipe: a :class:`trainwell.config.Recipe`, a recipe file, a built-in
             recipe name or a run directory (its ``recipe.toml``) — trained from scratch as the
             recipe says; or any ``nn.Module``, trained on ``x``, ``y``.
         x, y: training data for a module (tensors or arrays); ignored for a recipe.
@@ -140,7 +140,7 @@ def diagnose(model_or_recipe: Any, x: Any = None, y: Any = None, *, steps: int =
         bs = batch_size or 32
         n = len(x)
     else:
-        from trainwell.compose import build_from_recipe
+        from trainwell.workflows.compose import build_from_recipe
 
         recipe = _resolve_recipe(model_or_recipe, overrides)
         splits, _, trainer = build_from_recipe(recipe, splits, callbacks=callbacks,
@@ -196,7 +196,7 @@ def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.
     files.append(vpath)
     files += plot_diagnostics(record, run / "plots")
     header, rows = diagnosis.table()
-    from trainwell.run import add_summary_section
+    from trainwell.report.rundir import add_summary_section
 
     add_summary_section(run, SECTION_TITLE, [header, *rows], diagnosis.text())
     verdict["files"] = [str(f) for f in files]

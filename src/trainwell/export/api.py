@@ -268,7 +268,7 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         model = run_or_model
         extra = dict(getattr(model, "trainwell_extra", None) or {})
     else:
-        from trainwell.run import load_run
+        from trainwell.workflows.run import load_run
 
         loaded = load_run(run_or_model)
         run_dir, model = loaded.run_dir, loaded.model
@@ -293,7 +293,7 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         net = prune_model(net, threshold=prune, sparsity=sparsity)
     net = to_precision(net, precision, example=example)
 
-    from trainwell.run import new_run_dir
+    from trainwell.report.rundir import new_run_dir
 
     root = Path(out) if out is not None else (run_dir / "export" if run_dir else Path("exports"))
     folder = new_run_dir(root, name or _default_name(fold_bn, prune, sparsity, precision,
@@ -368,7 +368,7 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
                                    encoding="utf-8")
     if run_dir is not None and update_report:
-        from trainwell.run import add_summary_section, write_report
+        from trainwell.report.rundir import add_summary_section, write_report
 
         add_summary_section(run_dir, f"Export {folder.name}", table, text)
         write_report(run_dir)
@@ -380,7 +380,7 @@ def _data_warnings(run_dir: Path | None, original: dict[str, float]) -> list[str
     """The reloaded data should reproduce the accuracy the run recorded when it finished."""
     if run_dir is None:
         return []
-    from trainwell.run import read_summary
+    from trainwell.report.rundir import read_summary
 
     final = (read_summary(run_dir).get("metrics") or {}).get("final") or {}
     out = []

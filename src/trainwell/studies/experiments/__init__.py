@@ -5,12 +5,12 @@
 - :func:`run_pretrain_study`: few labels, from scratch vs greedy layer-wise pretrained.
 """
 
-from trainwell.experiments.pretrain_study import (
+from trainwell.studies.experiments.pretrain_study import (
     PretrainStudyConfig,
     PretrainStudyResult,
     run_pretrain_study,
 )
-from trainwell.experiments.transfer_study import (
+from trainwell.studies.experiments.transfer_study import (
     TransferStudyConfig,
     TransferStudyResult,
     run_transfer_study,

@@ -5,7 +5,7 @@ is trainwell's: Fashion-MNIST (pixels / 255), every training image as unlabeled 
 first ``n_labels`` training images with their labels; the network of the transfer study
 (dense SELU 300-100-50-50-50, Keras default init). One arm trains it from scratch on the
 labelled images; the other first trains each hidden layer as a shallow autoencoder on all
-the unlabeled images (:func:`~trainwell.pretrain.greedy_pretrain`), then fine-tunes the whole
+the unlabeled images (:func:`~trainwell.workflows.pretrain.greedy_pretrain`), then fine-tunes the whole
 network on the same labelled images with the same optimizer and epochs. Test accuracy on the
 full test set, per seed, mean and standard deviation.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from trainwell.experiments.transfer_study import (
+from trainwell.studies.experiments.transfer_study import (
     _load_fashion,
     _pct,
     mean_std,
@@ -96,8 +96,8 @@ def _build(splits: Any, config: PretrainStudyConfig, seed: int) -> Any:
 
 def _train(model: Any, x: torch.Tensor, y: torch.Tensor, splits: Any,
            config: PretrainStudyConfig, seed: int) -> tuple[Any, float]:
-    from trainwell.run import evaluate_model
     from trainwell.train import Trainer
+    from trainwell.workflows.run import evaluate_model
 
     trainer = Trainer(model, task="multiclass", optimizer=config.optimizer, lr=config.lr,
                       seed=seed, device=config.device)
@@ -130,7 +130,7 @@ def run_pretrain_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
         :class:`PretrainStudyResult`.
     """
     from trainwell.errors import ConfigError
-    from trainwell.pretrain import greedy_pretrain
+    from trainwell.workflows.pretrain import greedy_pretrain
 
     seeds = parse_seeds(seeds)
     if config is None:
@@ -190,7 +190,12 @@ def run_pretrain_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
 
 def _write_run(result: PretrainStudyResult, splits: Any, table: list[list[str]],
                out: str | os.PathLike, quick: bool) -> Path:
-    from trainwell.run import add_summary_section, new_run_dir, write_report, write_summary
+    from trainwell.report.rundir import (
+        add_summary_section,
+        new_run_dir,
+        write_report,
+        write_summary,
+    )
 
     c = result.config
     run = new_run_dir(out, "pretrain-study" + ("-quick" if quick else ""))

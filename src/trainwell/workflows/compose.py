@@ -1,11 +1,11 @@
-"""Turn a :class:`~trainwell.recipe.Recipe` into data, a model and a trainer.
+"""Turn a :class:`~trainwell.config.Recipe` into data, a model and a trainer.
 
-This is the only place (with :mod:`trainwell.run`) where recipe sections become keyword
+This is the only place (with :mod:`trainwell.workflows.run`) where recipe sections become keyword
 arguments of the lower layers; the field names are the keyword names, so each call is a
 plain unpacking of one section.
 
 Example:
-    >>> from trainwell.recipe import resolve
+    >>> from trainwell.config import resolve
     >>> splits, model, trainer = build_from_recipe(resolve("default"))  # doctest: +SKIP
     >>> trainer.fit(splits.x_train, splits.y_train, epochs=1)            # doctest: +SKIP
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from trainwell.config import Recipe
 from trainwell.errors import ConfigError
-from trainwell.recipe import Recipe
 
 __all__ = [
     "build_from_recipe",
@@ -111,11 +111,11 @@ def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:
 
 def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
     """Keyword arguments of :class:`trainwell.train.Trainer` (all but model and callbacks)."""
-    from trainwell.lrfind import wants_auto_max_lr
+    from trainwell.workflows.lrfind import wants_auto_max_lr
 
     if wants_auto_max_lr(recipe):  # fit_recipe / compare replace it with the finder's number
         raise ConfigError("schedule.max_lr", "auto", "a number here: resolve \"auto\" first "
-                          "with trainwell.lrfind.resolve_auto_max_lr (`trainwell fit` and "
+                          "with trainwell.workflows.lrfind.resolve_auto_max_lr (`trainwell fit` and "
                           "`trainwell compare` do), or set a number")
     o, s, r, t = recipe.optimizer, recipe.schedule, recipe.regularization, recipe.train
     return dict(

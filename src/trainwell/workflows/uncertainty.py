@@ -510,7 +510,7 @@ def report_run_uncertainty(run_dir: str | os.PathLike, *, mc: int = 30, split: s
                            loaded: Any = None, splits: Any = None) -> UncertaintyReport:
     """MC dropout calibration of a trained run on one split, written into the run.
 
-    Loads the run (:func:`trainwell.run.load_run`) and its data, runs
+    Loads the run (:func:`trainwell.workflows.run.load_run`) and its data, runs
     :func:`evaluate_uncertainty`, draws ``plots/reliability_<split>.png``, adds the table as
     the summary section "Calibration with MC dropout (<split>)" and rebuilds ``report.html``.
 
@@ -522,13 +522,14 @@ def report_run_uncertainty(run_dir: str | os.PathLike, *, mc: int = 30, split: s
             :func:`evaluate_uncertainty`.
         update_report: write the plot, the summary section and report.html (default True).
         loaded, splits: the run and its data when the caller already loaded them
-            (:func:`trainwell.run.load_run`, ``loaded.splits_loader()``), to avoid a reload.
+            (:func:`trainwell.workflows.run.load_run`, ``loaded.splits_loader()``), to avoid a reload.
 
     Example:
         >>> rep = report_run_uncertainty("runs/20250101-120000-mc_dropout", mc=100)  # doctest: +SKIP
         >>> print(rep.table)                                                         # doctest: +SKIP
     """
-    from trainwell.run import add_summary_section, load_run, write_report
+    from trainwell.report.rundir import add_summary_section, write_report
+    from trainwell.workflows.run import load_run
 
     if split not in ("train", "val", "test"):
         raise ConfigError("--split", split, ["train", "val", "test"])

@@ -341,7 +341,7 @@ def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
     Returns:
         (result, splits) — the splits so that a following fit can reuse them.
     """
-    from trainwell.compose import build_model_from_recipe, load_splits, resolved_task
+    from trainwell.workflows.compose import build_model_from_recipe, load_splits, resolved_task
 
     device = _device(recipe.train.device)   # before the data are loaded
     if splits is None:
@@ -362,7 +362,7 @@ def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
 
 def record_lr_find(run_dir: str | Path, result: LRFindResult) -> None:
     """Put the finder's plot and numbers into a run directory (shown by its report.html)."""
-    from trainwell.run import add_summary_section
+    from trainwell.report.rundir import add_summary_section
 
     run_dir = Path(run_dir)
     plot_lr_find(result, run_dir / "plots" / "lr_find.png",
@@ -394,7 +394,7 @@ def resolve_auto_max_lr(recipe: Any, splits: Any = None, *, steps: int = 200,
     """
     if not wants_auto_max_lr(recipe):
         return recipe, None
-    from trainwell.recipe import apply_overrides
+    from trainwell.config import apply_overrides
 
     result, _ = lr_find_recipe(recipe, splits=splits, steps=steps, rule=rule)
     return apply_overrides(recipe, [f"schedule.max_lr={result.suggestion!r}"]), result

@@ -1,17 +1,12 @@
-"""Run directories: train a recipe and keep everything it produced in one folder.
+"""Fit a recipe into a run directory and read a finished run back.
 
-Every command that trains writes the same layout (docs/internals.md § Run directories)::
-
-    runs/<YYYYmmdd-HHMMSS>-<name>/
-      recipe.toml  history.csv  history.json  checkpoints/  model/  summary.json
-      plots/*.png  diagnostics/  report.html
-
-so that the report, ``evaluate``, ``predict``, ``export``, ``transfer`` and ``--resume`` all
-read one format. A run directory is never reused: a second run started in the same second
-gets a suffix (``-2``, ``-3``, ...).
+Every command that trains writes the same layout (:mod:`trainwell.report.rundir`), so that the
+report, ``evaluate``, ``predict``, ``export``, ``transfer`` and ``--resume`` all read one format.
+A run directory is never reused: a second run started in the same second gets a suffix
+(``-2``, ``-3``, ...).
 
 Example:
-    >>> from trainwell.recipe import resolve
+    >>> from trainwell.config import resolve
     >>> result = fit_recipe(resolve("default"), out="runs")   # doctest: +SKIP
     >>> result.summary["metrics"]["final"]["test_accuracy"]    # doctest: +SKIP
     0.89
@@ -32,8 +27,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from trainwell.config import Recipe, load_recipe, recipe_diff, save_recipe
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellError
-from trainwell.recipe import Recipe, load_recipe, recipe_diff, save_recipe
+from trainwell.report.rundir import (
+    SUMMARY,  # noqa: F401 - trainwell.workflows.run.SUMMARY stays importable
+    _json_safe,  # noqa: F401
+    add_summary_section,
+    new_run_dir,
+    read_summary,
+    resolve_run_dir,
+    write_report,
+    write_summary,
+)
 
 __all__ = [
     "RunResult",
@@ -49,8 +54,6 @@ __all__ = [
     "evaluate_model",
     "resolve_run_dir",
 ]
-
-SUMMARY = "summary.json"
 
 
 @dataclass
@@ -91,59 +94,6 @@ class LoadedRun:
             "dataset", {}).get("task", "multiclass")
 
 
-# --------------------------------------------------------------------------- folders
-def new_run_dir(out: str | os.PathLike = "runs", name: str = "run") -> Path:
-    """Create and return a fresh ``out/<YYYYmmdd-HHMMSS>-<name>`` folder.
-
-    An existing folder is never reused: ``-2``, ``-3``, ... is appended until ``mkdir``
-    succeeds (atomic, so two processes never share one).
-
-    Raises:
-        ConfigError: ``--out`` when ``out`` (or a parent of it) is an existing file.
-    """
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise ConfigError("--out", str(root), "a folder for the run directories (that path is a file)")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a parent of ``out`` is a file
-        raise ConfigError("--out", str(root), "a folder for the run directories (a parent of "
-                          "that path is a file)") from None
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    for i in range(1, 10_000):
-        candidate = root / (base if i == 1 else f"{base}-{i}")
-        try:
-            candidate.mkdir(parents=False, exist_ok=False)
-        except FileExistsError:
-            continue
-        return candidate
-    raise ConfigError("--out", str(root), "a folder where a new run directory can be created")
-
-
-def resolve_run_dir(run: str | os.PathLike, *, field: str = "RUN") -> Path:
-    """``run`` as an existing run directory (one holding ``recipe.toml``)."""
-    p = Path(run)
-    if not (p.is_dir() and (p / "recipe.toml").is_file()):
-        raise ConfigError(field, str(run), "a run directory written by `trainwell fit` "
-                          "(a folder holding recipe.toml)")
-    return p
-
-
-# --------------------------------------------------------------------------- summary
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def _epochs_trained(run_dir: Path) -> int:
     """Epochs a run finished: ``epochs_run`` of its summary, else the rows of history.json."""
     n = read_summary(run_dir).get("epochs_run")
@@ -154,49 +104,6 @@ def _epochs_trained(run_dir: Path) -> int:
         return max((int(r.get("epoch", 0)) for r in rows), default=0)
     except (OSError, ValueError, TypeError, AttributeError):
         return 0  # nothing readable: the checkpoint decides
-
-
-def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """``summary.json`` of a run (an empty dict when there is none yet)."""
-    p = Path(run_dir) / SUMMARY
-    if not p.is_file():
-        return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{p} cannot be read: {exc}") from exc
-
-
-def write_summary(run_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
-    """Write ``summary.json`` atomically (temp file + rename)."""
-    p = Path(run_dir) / SUMMARY
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(_json_safe(summary), indent=2, ensure_ascii=False),
-                   encoding="utf-8")
-    os.replace(tmp, p)
-    return p
-
-
-def add_summary_section(run_dir: str | os.PathLike, title: str,
-                        table: Sequence[Sequence[Any]] | None = None, text: str = "") -> None:
-    """Add (or replace, by title) a section of ``summary.json``; ``report.html`` shows it.
-
-    Args:
-        run_dir: the run directory.
-        title: the section heading; a section with the same title is replaced.
-        table: rows of cells, the first row being the header (optional).
-        text: a paragraph shown under the heading (optional).
-
-    Example:
-        >>> add_summary_section(run, "Export", [["format", "size"], ["onnx", "1.1 MB"]])  # doctest: +SKIP
-    """
-    summary = read_summary(run_dir)
-    sections = [s for s in summary.get("sections", []) if s.get("title") != title]
-    sections.append({"title": str(title),
-                     "table": [[c for c in row] for row in table] if table else None,
-                     "text": str(text or "")})
-    summary["sections"] = sections
-    write_summary(run_dir, summary)
 
 
 def _versions() -> dict[str, str]:
@@ -360,37 +267,6 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
     return summary
 
 
-# --------------------------------------------------------------------------- report
-def write_report(run_dir: str | os.PathLike) -> Path:
-    """Draw the learning-curve plots and write the self-contained ``report.html``.
-
-    Every PNG in ``plots/`` and every section of ``summary.json`` appears in the report, so
-    features (diagnosis, transfer, export) add content without touching this function.
-    """
-    from trainwell.report import html, plots
-
-    run = Path(run_dir)
-    history = _read_history(run)
-    summary = read_summary(run)
-    plots.plot_learning_curves(history, run / "plots")
-    note = plots.fit_diagnosis(history, (summary.get("metrics") or {}).get("final"))
-    if note:
-        summary["fit_note"] = note
-        write_summary(run, summary)
-    return html.write_html_report(run)
-
-
-def _read_history(run: Path) -> list[dict[str, Any]]:
-    p = run / "history.json"
-    if not p.is_file():
-        return []
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return data if isinstance(data, list) else []
-
-
 # --------------------------------------------------------------------------- fit
 def _absolute_data_path(recipe: Recipe) -> Recipe:
     """The recipe with a relative data file made absolute (re-runnable from anywhere)."""
@@ -423,7 +299,7 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     ``summary.json``, plots and ``report.html``.
 
     Args:
-        recipe: a validated :class:`~trainwell.recipe.Recipe`.
+        recipe: a validated :class:`~trainwell.config.Recipe`.
         out: the folder that holds run directories (default ``"runs"``).
         quiet: print nothing (default False).
         resume: a run directory to continue from its last checkpoint, in that same directory.
@@ -448,7 +324,6 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         ConfigError: a resume whose recipe differs (listing the fields), or a bad value.
         DataError, CheckpointError: unusable data or checkpoint.
     """
-    from trainwell.compose import build_from_recipe
     from trainwell.train import (
         EarlyStopping,
         HistoryLogger,
@@ -456,6 +331,7 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         NanGuard,
         ProgressCallback,
     )
+    from trainwell.workflows.compose import build_from_recipe
 
     if interrupt not in ("raise", "return"):
         raise ConfigError("interrupt", interrupt, ["raise", "return"])
@@ -464,14 +340,14 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         console = Console()
     if quiet:
         console = None
-    from trainwell.lrfind import record_lr_find, resolve_auto_max_lr, wants_auto_max_lr
+    from trainwell.workflows.lrfind import record_lr_find, resolve_auto_max_lr, wants_auto_max_lr
 
     if recipe.train.tensorboard:  # a missing optional package: say so before any folder or step
         from trainwell.diagnose.tensorboard import require_tensorboard
         require_tensorboard()
     recipe = _absolute_data_path(recipe)
     if splits is None:  # before the run directory exists: bad data leaves no empty run behind
-        from trainwell.compose import load_splits
+        from trainwell.workflows.compose import load_splits
         splits = load_splits(recipe, progress=not quiet)
 
     found = None
@@ -595,8 +471,8 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
         ConfigError: ``run_dir`` is not a run directory.
         CheckpointError: its model cannot be loaded.
     """
-    from trainwell.compose import load_splits
     from trainwell.nn import load_model, load_model_info
+    from trainwell.workflows.compose import load_splits
 
     run = resolve_run_dir(run_dir)
     recipe = load_recipe(run / "recipe.toml")

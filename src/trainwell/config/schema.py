@@ -1,4 +1,4 @@
-"""Typed training recipes: load, validate, override, save.
+"""The recipe schema: typed sections whose fields, defaults and accepted values users write.
 
 A recipe is a TOML file with the sections ``[data]``, ``[model]``, ``[regularization]``,
 ``[optimizer]``, ``[schedule]`` and ``[train]`` plus a top-level ``name`` and ``description``.
@@ -16,35 +16,30 @@ received and what is accepted, e.g.
 ``model.activation: received 'relu6'; expected one of sigmoid, tanh, relu, ...``.
 
 Example:
-    >>> r = apply_overrides(Recipe(), ["model.hidden=[64]", "train.epochs=3"])
-    >>> r.model.hidden, r.train.epochs
-    ([64], 3)
-    >>> recipe_diff(Recipe(), r)
-    ['model.hidden', 'train.epochs']
+    >>> Recipe().optimizer.name, Recipe().train.epochs
+    ('nesterov', 15)
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
-import json
 import math
 import re
-import sys
-from collections.abc import Iterable, Sequence
-from importlib import resources
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
-import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainwell.config.fields import (
+    _bounds_text,
+    _canonical,
+    _choice,
+    _choices_of,
+    _names,
+    _registry,
+)
+from trainwell.config.toml_text import to_toml
 from trainwell.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 needs the `tomli` backport
-    import tomli as tomllib
 
 __all__ = [
     "Recipe",
@@ -57,19 +52,7 @@ __all__ = [
     "SECTIONS",
     "schedule_params",
     "UnknownFieldError",
-    "recipe_from_dict",
-    "load_recipe",
-    "loads_recipe",
-    "save_recipe",
-    "to_toml",
-    "apply_overrides",
-    "resolve",
-    "resolve_recipe",
-    "builtin_recipes",
-    "builtin_path",
-    "recipe_diff",
     "accepted_values",
-    "reference_markdown",
 ]
 
 
@@ -83,97 +66,6 @@ class UnknownFieldError(ConfigError):
             if not isinstance(accepted, str) else []
         hint = f" (did you mean {close[0]}?)" if close else ""
         self.args = (f"{field}: unknown {what}{hint}; expected {self.accepted}",)
-
-
-# --------------------------------------------------------------------------- registries
-# Where each registry lives; imported lazily so that loading a recipe stays cheap and works
-# while a lower layer is missing (then the names below, from DESIGN.md, are used).
-_REGISTRIES: dict[str, tuple[tuple[str, str], ...]] = {
-    "activation": (("trainwell.nn", "ACTIVATIONS"), ("trainwell.nn.activations", "ACTIVATIONS")),
-    "initializer": (("trainwell.nn", "INITIALIZERS"), ("trainwell.nn.init", "INITIALIZERS")),
-    "optimizer": (("trainwell.optim", "OPTIMIZERS"),),
-    "schedule": (("trainwell.optim", "SCHEDULES"),),
-    "task": (("trainwell.tasks", "TASKS"),),
-    "dataset": (("trainwell.data", "DATASETS"),),
-}
-_FALLBACK_NAMES: dict[str, list[str]] = {
-    "activation": ["sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "prelu", "elu", "selu",
-                   "gelu", "swish", "mish"],
-    "initializer": ["glorot", "he", "lecun"],
-    "optimizer": ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax",
-                  "nadam", "adamw"],
-    "schedule": ["constant", "power", "exponential", "piecewise", "performance", "onecycle"],
-    "task": ["multiclass", "binary", "multilabel", "regression"],
-    "dataset": ["fashion_mnist", "mnist", "cifar10", "npz", "csv"],
-}
-
-
-def _registry(kind: str) -> Any | None:
-    for module_name, attr in _REGISTRIES[kind]:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        reg = getattr(module, attr, None)
-        if reg is not None:
-            return reg
-    return None
-
-
-def _names(kind: str) -> list[str]:
-    reg = _registry(kind)
-    return list(reg.names()) if reg is not None else list(_FALLBACK_NAMES[kind])
-
-
-def _canonical(kind: str, value: str) -> str | None:
-    reg = _registry(kind)
-    if reg is not None:
-        return reg.canonical(value)
-    key = value.strip().lower().replace("-", "_")
-    return key if key in _FALLBACK_NAMES[kind] else None
-
-
-# --------------------------------------------------------------------------- field helpers
-def _choice(default: Any, description: str, *, registry: str | None = None,
-            static: Sequence[str] = ()) -> Any:
-    """A string field whose value must be one of ``static`` or a name of ``registry``."""
-    return Field(default, description=description,
-                 json_schema_extra={"registry": registry, "static": list(static)})
-
-
-def _choices_of(info: Any) -> tuple[list[str], str | None] | None:
-    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    if "static" not in extra:
-        return None
-    static = list(extra["static"])
-    registry = extra.get("registry")
-    return static + (_names(registry) if registry else []), registry
-
-
-def _fmt(x: Any) -> str:
-    return repr(x) if isinstance(x, str) else str(x)
-
-
-def _bounds_text(info: Any, noun: str) -> str:
-    lo = hi = None
-    for m in info.metadata:
-        if isinstance(m, at.Gt):
-            lo = ("(", m.gt)
-        elif isinstance(m, at.Ge):
-            lo = ("[", m.ge)
-        elif isinstance(m, at.Lt):
-            hi = (")", m.lt)
-        elif isinstance(m, at.Le):
-            hi = ("]", m.le)
-    if lo and hi:
-        return f"{noun} in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
-    if lo:
-        return f"{noun} {'>' if lo[0] == '(' else '≥'} {lo[1]}"
-    if hi:
-        return f"{noun} {'<' if hi[0] == ')' else '≤'} {hi[1]}"
-    return noun
 
 
 # --------------------------------------------------------------------------- sections
@@ -537,323 +429,3 @@ def accepted_values(path: str) -> str:
     if "float" in text:
         return _bounds_text(info, "a number")
     return "a string"
-
-
-def _raw_value(raw: Any, loc: tuple[str, ...]) -> Any:
-    cur = raw
-    for part in loc[:2]:
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        else:
-            return None
-    return cur
-
-
-def _problems(exc: ValidationError, raw: Any) -> list[ConfigError]:
-    problems: list[ConfigError] = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(str(p) for p in err["loc"])
-        ctx = err.get("ctx") or {}
-        original = ctx.get("error")
-        if isinstance(original, ConfigError):
-            problems.append(original)
-            continue
-        if err["type"] == "extra_forbidden":
-            if len(loc) == 1:
-                problems.append(UnknownFieldError(loc[0], loc[0], list(_TOP_LEVEL),
-                                                  what="section or field"))
-            else:
-                sec = loc[0]
-                problems.append(UnknownFieldError(f"{sec}.{loc[1]}", loc[1],
-                                                  list(SECTIONS[sec].model_fields)))
-            continue
-        if len(loc) == 1 and loc[0] in SECTIONS:
-            fields = ", ".join(SECTIONS[loc[0]].model_fields)
-            problems.append(ConfigError(loc[0], err.get("input"), f"a table with fields {fields}"))
-            continue
-        if not loc:
-            problems.append(ConfigError("recipe", raw, "a table of sections"))
-            continue
-        path = loc[0] if len(loc) == 1 else f"{loc[0]}.{loc[1]}"
-        value = _raw_value(raw, loc)
-        try:
-            accepted = accepted_values(path)
-        except (KeyError, ValueError):
-            accepted = err["msg"]
-        if err["type"] == "missing":
-            value = None
-        problems.append(ConfigError(path, value, accepted))
-    # one problem per field: pydantic may report a union field several times
-    seen: dict[str, ConfigError] = {}
-    for p in problems:
-        seen.setdefault(p.field, p)
-    return list(seen.values())
-
-
-def _raise_problems(problems: list[ConfigError]) -> None:
-    first = problems[0]
-    if len(problems) > 1:
-        rest = "\n".join(str(p) for p in problems[1:])
-        first.args = (f"{first.args[0]}\n{rest}",)
-    first.problems = problems  # type: ignore[attr-defined]
-    raise first
-
-
-def recipe_from_dict(raw: Any) -> Recipe:
-    """Validate a plain dict (e.g. parsed TOML) into a :class:`Recipe`.
-
-    Raises:
-        ConfigError: one per problem; the first is raised and its message lists every problem
-            (one line each, ``section.field: received ...; expected ...``); all of them are in
-            its ``problems`` attribute.
-    """
-    if not isinstance(raw, dict):
-        raise ConfigError("recipe", raw, "a table of sections")
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as exc:
-        _raise_problems(_problems(exc, raw))
-        raise  # unreachable
-
-
-# --------------------------------------------------------------------------- TOML
-def loads_recipe(text: str, *, source: str = "<recipe>") -> Recipe:
-    """Parse and validate TOML ``text``."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "invalid TOML", f"valid TOML ({exc})") from None
-    return recipe_from_dict(raw)
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    """Load and validate a recipe file.
-
-    Example:
-        >>> load_recipe(builtin_path("default")).name
-        'default'
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("recipe", str(path), "an existing .toml file or a built-in recipe name")
-    if p.suffix.lower() != ".toml":  # e.g. a data file given where the recipe goes
-        raise ConfigError("recipe", str(path), _RECIPE_FILE)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("recipe", str(path), _RECIPE_FILE) from None
-    return loads_recipe(text, source=str(p))
-
-
-_RECIPE_FILE = "a recipe .toml text file (or a built-in recipe name: trainwell recipes)"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are valid TOML basic-string escapes
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def to_toml(recipe: Recipe) -> str:
-    """Write ``recipe`` as TOML: top-level keys, then one table per section."""
-    lines = [f"name = {_toml_value(recipe.name)}",
-             f"description = {_toml_value(recipe.description)}"]
-    for sec in SECTIONS:
-        lines += ["", f"[{sec}]"]
-        for key, value in getattr(recipe, sec).model_dump().items():
-            if value is not None:
-                lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def save_recipe(recipe: Recipe, path: str | Path) -> Path:
-    """Write ``recipe`` to ``path`` as TOML (creating parent folders)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(to_toml(recipe), encoding="utf-8")
-    return p
-
-
-# --------------------------------------------------------------------------- overrides
-def _parse_literal(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> Recipe:
-    """A new recipe with ``section.field=value`` overrides applied (the input is unchanged).
-
-    Values are parsed as TOML literals (``5``, ``0.1``, ``true``, ``[300, 100]``,
-    ``"text"``); anything else is taken as a plain string (``elu``, ``data/x.npz``).
-
-    Raises:
-        ConfigError: for text without ``=``, an unknown section or field (listing the valid
-            ones) or a value the field does not accept.
-
-    Example:
-        >>> apply_overrides(Recipe(), ["model.activation=elu"]).model.activation
-        'elu'
-    """
-    data = recipe.model_dump()
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError("--set", item, "section.field=value, e.g. train.epochs=5")
-        value = _parse_literal(text.strip())
-        if key in ("name", "description"):
-            data[key] = value if isinstance(value, str) else text.strip()
-            continue
-        section, dot, field = key.partition(".")
-        if section not in SECTIONS or not dot:
-            raise UnknownFieldError(key, section if not dot else key,
-                                    [f"{s}.<field>" for s in SECTIONS] + ["name", "description"],
-                                    what="section")
-        fields = list(SECTIONS[section].model_fields)
-        if field not in fields:
-            raise UnknownFieldError(key, field, fields)
-        data[section][field] = value
-    return recipe_from_dict(data)
-
-
-# --------------------------------------------------------------------------- built-ins
-def _recipes_dir() -> Path:
-    return Path(str(resources.files("trainwell") / "recipes"))
-
-
-def builtin_path(name: str) -> Path:
-    """The file of built-in recipe ``name``.
-
-    Raises:
-        ConfigError: listing the built-in names when ``name`` is not one.
-    """
-    p = _recipes_dir() / f"{name}.toml"
-    if not p.is_file():
-        raise ConfigError("recipe", name, list(builtin_recipes()))
-    return p
-
-
-def builtin_recipes() -> dict[str, str]:
-    """``{name: description}`` of every built-in recipe, sorted by name."""
-    out: dict[str, str] = {}
-    for p in sorted(_recipes_dir().glob("*.toml")):
-        try:
-            desc = tomllib.loads(p.read_text(encoding="utf-8")).get("description", "")
-        except tomllib.TOMLDecodeError:
-            desc = "(unreadable)"
-        out[p.stem] = str(desc)
-    return out
-
-
-def resolve(name_or_path: str | Path) -> Recipe:
-    """A recipe from a file path or a built-in name (``"default"``, ``"selu"``, ...).
-
-    A built-in recipe keeps its file name as ``name``.
-
-    Raises:
-        ConfigError: when it is neither an existing file nor a built-in name.
-    """
-    text = str(name_or_path)
-    p = Path(text)
-    if p.is_file():
-        return load_recipe(p)
-    if p.suffix == "" and (_recipes_dir() / f"{text}.toml").is_file():
-        return load_recipe(_recipes_dir() / f"{text}.toml")
-    if p.suffix == ".toml" or "/" in text or "\\" in text:
-        raise ConfigError("recipe", text, "an existing .toml file or a built-in recipe name")
-    raise ConfigError("recipe", text,
-                      "a path to a .toml file or a built-in recipe: "
-                      + ", ".join(builtin_recipes()))
-
-
-#: ``resolve`` under a name that reads well at the package top level (``trainwell.resolve_recipe``).
-resolve_recipe = resolve
-
-
-def recipe_diff(a: Recipe, b: Recipe, *, ignore: Iterable[str] = ("description",)) -> list[str]:
-    """Dotted names of the fields whose values differ between ``a`` and ``b``.
-
-    Example:
-        >>> recipe_diff(Recipe(), apply_overrides(Recipe(), ["optimizer.lr=0.1"]))
-        ['optimizer.lr']
-    """
-    fa, fb = a.flat(), b.flat()
-    skip = set(ignore)
-    return [k for k in fa if k not in skip and fa[k] != fb[k]]
-
-
-# --------------------------------------------------------------------------- docs
-def _default_text(value: Any) -> str:
-    if value is None:
-        return "(unset)"
-    return f"`{_toml_value(value)}`"
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("``", "`").replace("|", "\\|")
-
-
-def reference_markdown() -> str:
-    """The recipe reference (docs/recipes.md): every field, its default and accepted values."""
-    out = [
-        "# Recipe reference",
-        "",
-        "<!-- Generated by `python -m trainwell.recipe > docs/recipes.md`; "
-        "tests/test_recipe.py checks it is current. -->",
-        "",
-        "A recipe is a TOML file read by `trainwell fit RECIPE.toml` (or a built-in name:",
-        "`trainwell recipes` lists them, `trainwell recipes show NAME` prints one). Every field",
-        "is optional; the defaults follow the chapter's Practical Guidelines (Table 11-3: He",
-        "initialization, ReLU, early stopping, Nesterov momentum, 1cycle). Any field can be",
-        "changed on the command line: `--set section.field=value` (the value is read as a TOML",
-        "literal: `5`, `0.1`, `true`, `[300, 100]`; other text is taken as a string).",
-        "Unknown fields and bad values stop before training with one line per problem, e.g.",
-        "`model.activation: received 'relu6'; expected one of sigmoid, tanh, ...`.",
-        "",
-        "## Top level",
-        "",
-        "| field | default | accepted | meaning |",
-        "|---|---|---|---|",
-    ]
-    for key in ("name", "description"):
-        info = Recipe.model_fields[key]
-        out.append(f"| `{key}` | {_default_text(info.default)} | {_cell(accepted_values(key))} | "
-                   f"{_cell(info.description)} |")
-    for sec, cls in SECTIONS.items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        doc = _cell(doc.replace(f"``[{sec}]``: ", ""))
-        out += ["", f"## [{sec}]", "", doc[:1].upper() + doc[1:], "",
-                "| field | default | accepted | meaning |", "|---|---|---|---|"]
-        for key, info in cls.model_fields.items():
-            default = info.default if info.default_factory is None else info.default_factory()
-            out.append(f"| `{key}` | {_default_text(default)} | "
-                       f"{_cell(accepted_values(f'{sec}.{key}'))} | {_cell(info.description or '')} |")
-        if sec == "schedule":
-            out += ["", "Parameters by schedule (parameters of other schedules are ignored):", ""]
-            for name, allowed in schedule_params().items():
-                required = _SCHEDULE_REQUIRED.get(name, ())
-                params = ", ".join(f"`{p}`" + (" (required)" if p in required else "")
-                                   for p in allowed) or "none"
-                out.append(f"- `{name}`: {params}")
-    out += ["", "## Example", "", "```toml", to_toml(Recipe(name="example", description=(
-        "Fashion-MNIST, 300-100 ReLU, Nesterov + 1cycle"))).rstrip(), "```", ""]
-    return "\n".join(out)
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m trainwell.recipe > docs/recipes.md`
-    print(reference_markdown(), end="")

@@ -106,7 +106,7 @@ def _valid_fields(recipe: Any) -> list[str]:
 
 
 def _check_value(recipe: Any, path: str, value: Any, where: str) -> None:
-    from trainwell.recipe import apply_overrides
+    from trainwell.config import apply_overrides
 
     try:
         apply_overrides(recipe, [f"{path}={_literal(value)}"])
@@ -372,8 +372,8 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
         ``trainwell fit``.
     """
     optuna = require_optuna()
-    from trainwell.recipe import apply_overrides, loads_recipe, recipe_diff, save_recipe
-    from trainwell.run import fit_recipe
+    from trainwell.config import apply_overrides, loads_recipe, recipe_diff, save_recipe
+    from trainwell.workflows.run import fit_recipe
 
     if not (_is_int(n_trials) and n_trials >= 1):
         raise ConfigError("--trials", n_trials, "an integer ≥ 1")
@@ -392,11 +392,11 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
 
     shared = splits
     if shared is None and not _needs_own_data(specs):
-        from trainwell.compose import load_splits
+        from trainwell.workflows.compose import load_splits
 
         shared = load_splits(recipe, progress=not quiet)
-    from trainwell.compose import resolved_task
     from trainwell.tasks import get_task
+    from trainwell.workflows.compose import resolved_task
 
     task = resolved_task(recipe, shared) if shared is not None else recipe.model.task
     if metric == "auto":

@@ -2,7 +2,7 @@
 
 A comparison is a grid of *variants* — the product of ``--vary field=v1,v2`` lists applied
 to one or more base recipes, or the variants listed in a comparison spec — each trained with
-every seed through :func:`trainwell.run.fit_recipe`. Each (variant, seed) keeps its normal run
+every seed through :func:`trainwell.workflows.run.fit_recipe`. Each (variant, seed) keeps its normal run
 directory inside the comparison directory, which adds:
 
 ```
@@ -178,7 +178,7 @@ def grid_variants(bases: Sequence[tuple[str, Any]], vary: Sequence[tuple[str, li
     Raises:
         ConfigError: an unknown field (listing the valid ones) or a value a field refuses.
     """
-    from trainwell.recipe import apply_overrides
+    from trainwell.config import apply_overrides
 
     variants: list[Variant] = []
     for label, base in bases:
@@ -242,7 +242,7 @@ def _spec_path(name_or_path: str | Path) -> Path:
 
 
 def _resolve_relative(name: str, folder: Path | None) -> Any:
-    from trainwell.recipe import resolve
+    from trainwell.config import resolve
 
     if folder is not None and (folder / name).is_file():
         return resolve(folder / name)
@@ -269,7 +269,7 @@ def load_spec(name_or_path: str | Path) -> CompareSpec:
     Raises:
         ConfigError: naming the spec entry and what is accepted.
     """
-    from trainwell.recipe import apply_overrides
+    from trainwell.config import apply_overrides
 
     path = _spec_path(name_or_path)
     try:
@@ -314,7 +314,7 @@ def load_spec(name_or_path: str | Path) -> CompareSpec:
 
 def spec_variants(spec: CompareSpec, overrides: Sequence[str] = ()) -> list[Variant]:
     """The spec's variants with command-line ``--set`` overrides applied last."""
-    from trainwell.recipe import apply_overrides
+    from trainwell.config import apply_overrides
 
     if not overrides:
         return list(spec.variants)
@@ -391,9 +391,10 @@ def run_comparison(variants: Sequence[Variant], *, seeds: Sequence[int] = (0,),
     Returns:
         The :class:`Comparison` (directory, aggregated rows, every run's outcome).
     """
-    from trainwell.lrfind import resolve_auto_max_lr, wants_auto_max_lr
-    from trainwell.recipe import apply_overrides
-    from trainwell.run import fit_recipe, new_run_dir
+    from trainwell.config import apply_overrides
+    from trainwell.report.rundir import new_run_dir
+    from trainwell.workflows.lrfind import resolve_auto_max_lr, wants_auto_max_lr
+    from trainwell.workflows.run import fit_recipe
 
     seeds = parse_seeds(list(seeds))
     if not variants:
@@ -410,7 +411,7 @@ def run_comparison(variants: Sequence[Variant], *, seeds: Sequence[int] = (0,),
         if data is None:
             key = _splits_key(recipe)
             if key not in cache:
-                from trainwell.compose import load_splits
+                from trainwell.workflows.compose import load_splits
 
                 cache[key] = load_splits(recipe, progress=not quiet)
             data = cache[key]

@@ -272,7 +272,7 @@ def _fit(model: Any, splits: Any, task: str, epochs: int, config: TransferStudyC
 
 
 def _accuracy(model: Any, x: torch.Tensor, y: torch.Tensor, task: str) -> float:
-    from trainwell.run import evaluate_model
+    from trainwell.workflows.run import evaluate_model
 
     return float(evaluate_model(model, x, y, task=task)["accuracy"])
 
@@ -311,7 +311,7 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
         ['a', 'b_on_a', 'b_on_a_x1', 'b_scratch', 'gain', 'gain_b_on_a_x1']
     """
     from trainwell.data import transfer_split
-    from trainwell.transfer import fine_tune, reuse_layers
+    from trainwell.workflows.transfer import fine_tune, reuse_layers
 
     seeds = parse_seeds(seeds)
     if config is None:
@@ -418,10 +418,10 @@ def _setup_text(config: TransferStudyConfig, splits: Any, quick: bool) -> str:
 
 def _write_run(result: TransferStudyResult, splits: Any, split_a: Any, model_a: Any,
                table: list[list[str]], out: str | os.PathLike, quick: bool) -> Path:
+    from trainwell.config import resolve, save_recipe
     from trainwell.nn import save_model
-    from trainwell.recipe import resolve, save_recipe
-    from trainwell.run import add_summary_section, new_run_dir, write_summary
-    from trainwell.transfer import plot_fine_tune
+    from trainwell.report.rundir import add_summary_section, new_run_dir, write_summary
+    from trainwell.workflows.transfer import plot_fine_tune
 
     run = new_run_dir(out, "transfer-study" + ("-quick" if quick else ""))
     c = result.config
@@ -470,7 +470,7 @@ def _write_run(result: TransferStudyResult, splits: Any, split_a: Any, model_a: 
 
 
 def _report(run: Path) -> None:
-    from trainwell.run import write_report
+    from trainwell.report.rundir import write_report
 
     write_report(run)
 
