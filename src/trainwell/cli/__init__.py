@@ -40,7 +40,7 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
 
 
 def _pydantic_message(exc: Any) -> str:
-    from trainwell.config.io import _problems
+    from trainwell.config import _problems
 
     problems = _problems(exc, None)
     return "\n".join(str(p) for p in problems) if problems else str(exc).splitlines()[0]
@@ -54,6 +54,10 @@ class _TrainwellGroup(TyperGroup):
             with one_line_warnings():
                 return super().invoke(ctx)
         except TrainwellError as exc:
+            from trainwell.cli.launch import record_worker_error
+
+            if record_worker_error(exc):  # a torchrun worker: the launcher prints it once
+                raise typer.Exit(EXIT_USER_ERROR) from None
             fail(str(exc))
         except Exception as exc:
             from pydantic import ValidationError

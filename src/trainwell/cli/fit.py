@@ -76,6 +76,11 @@ def fit(
         help="Also log the learning curves (and with --diagnose the gradient-health "
              "statistics) to RUN/tensorboard (sets train.tensorboard; needs "
              "trainwell[tensorboard])."),
+    nproc: int = typer.Option(
+        1, "--nproc", metavar="N",
+        help="Train on N processes of this machine with DistributedDataParallel (one per "
+             "GPU on CUDA; gloo on CPU). train.batch_size stays the global batch. For many "
+             "machines use `torchrun ... -m trainwell fit RECIPE`."),
 ) -> None:
     """Train a recipe and write a run directory: recipe, history, checkpoints, model,
     summary, plots and report.html.
@@ -96,6 +101,8 @@ def fit(
         trainwell fit my_recipe.toml --out experiments --quiet
 
         trainwell fit --resume runs/20250101-120000-default
+
+        trainwell fit default --nproc 2 --set train.precision="bf16"
     """
     from rich.console import Console
 
@@ -117,10 +124,25 @@ def fit(
     if tensorboard:
         overrides.append("train.tensorboard=true")
     r = apply_overrides(base, overrides) if overrides else base
+    from trainwell.cli.launch import check_nproc
+
+    check_nproc(nproc, r.train.device)
+    if nproc > 1:
+        from trainwell.train.distributed import launched_by_torchrun
+
+        if not launched_by_torchrun():  # this process is the launcher, not a worker
+            _launch(nproc, recipe=recipe, sets=set_, out=out, quiet=quiet, seed=seed,
+                    device=device, resume=resume, force_resume=force_resume,
+                    diagnose=diagnose, tensorboard=tensorboard)
+            return
 
     console = Console()
     result = fit_recipe(r, out=out, quiet=quiet, resume=resume, force=force_resume,
                         console=console, interrupt="return")
+    from trainwell.train import distributed
+
+    if not distributed.is_main():  # a DDP worker: rank 0 reports (and sets the exit code)
+        return
     summary = result.summary
     status = summary.get("status")
     if not quiet:
@@ -150,6 +172,34 @@ def fit(
         if quiet:
             typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
         raise typer.Exit(EXIT_DIVERGED)
+
+
+def _launch(nproc: int, *, recipe: str | None, sets: list[str], out: Path, quiet: bool,
+            seed: int | None, device: str | None, resume: Path | None, force_resume: bool,
+            diagnose: bool, tensorboard: bool) -> None:
+    """Start ``nproc`` workers running this same ``fit`` (the options spelled out again)."""
+    from trainwell.cli.common import check_out
+    from trainwell.cli.launch import WorkerFailed, launch_fit
+
+    check_out(out)
+    args = [recipe] if recipe is not None else []
+    for s in sets:
+        args += ["--set", s]
+    args += ["--out", str(out)]
+    for flag, on in (("--quiet", quiet), ("--force-resume", force_resume),
+                     ("--diagnose", diagnose), ("--tensorboard", tensorboard)):
+        if on:
+            args.append(flag)
+    for opt, value in (("--seed", seed), ("--device", device), ("--resume", resume)):
+        if value is not None:
+            args += [opt, str(value)]
+    try:
+        code = launch_fit(args, nproc)
+    except WorkerFailed as exc:  # a crash, not a user error: exit 1
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if code:
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

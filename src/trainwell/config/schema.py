@@ -156,6 +156,9 @@ class ModelSection(_Section):
     leaky_slope: float = Field(0.01, ge=0, description="α of leaky_relu")
     task: str = _choice("auto", "`auto` takes the task of the dataset", registry="task",
                         static=("auto",))
+    sync_batch_norm: bool = Field(False, description="with several processes (--nproc, "
+                                  "torchrun): batch norm statistics over the global batch "
+                                  "(SyncBatchNorm, CUDA); off: each process uses its own shard's")
     loss: str = _choice("auto", "`auto` = the task's loss (multiclass: cross_entropy, binary/"
                         "multilabel: bce, regression: mse); huber for regression with outliers",
                         static=("auto", "cross_entropy", "bce", "mse", "huber"))
@@ -333,6 +336,10 @@ class TrainSection(_Section):
     checkpoint_every_steps: int = Field(0, ge=0, description="checkpoint period in iterations (0 = off)")
     diagnose: bool = Field(False, description="record per-layer gradient health (GradientProbe)")
     diagnose_every: int = Field(50, ge=1, description="diagnosis: sample every this many iterations")
+    precision: str = _choice("fp32", "number format of the forward pass: `bf16` and `fp16` "
+                             "run it under autocast (fp16 with a gradient scaler, GPU only); "
+                             "weights, validation and metrics stay float32",
+                             static=("fp32", "bf16", "fp16"))
     tensorboard: bool = Field(False, description="also log the learning curves (and, with diagnose, the gradient-health statistics) to RUN/tensorboard; needs trainwell[tensorboard]")
 
     @field_validator("device")

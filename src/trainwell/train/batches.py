@@ -22,6 +22,10 @@ class BatchIterator:
         batch_size: samples per batch (default 32).
         shuffle: reshuffle every epoch (default True).
         seed: seed of the shuffling generator (default 0).
+        rank, world_size: with ``world_size`` N > 1 (DistributedDataParallel), this process
+            gets items ``rank, rank+N, ...`` of every global batch of ``batch_size`` samples:
+            the workers see disjoint shards of the same seeded permutation, and the epoch has
+            as many (global) steps as on one process.
 
     Example:
         >>> it = BatchIterator(torch.arange(5.), torch.arange(5), batch_size=2, seed=1)
@@ -31,13 +35,15 @@ class BatchIterator:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 32,
                  shuffle: bool = True, seed: int = 0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, rank: int = 0,
+                 world_size: int = 1):
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
         self.x, self.y = x, y
         self.n = int(x.shape[0])
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.rank, self.world_size = int(rank), int(world_size)
         self.generator = generator if generator is not None else torch.Generator()
         if generator is None:
             self.generator.manual_seed(seed)
@@ -52,13 +58,18 @@ class BatchIterator:
         # Drawn on the CPU generator (device-independent, resumable), moved once per epoch.
         return torch.randperm(self.n, generator=self.generator).to(self.x.device)
 
+    def global_size(self, i: int) -> int:
+        """Samples in global batch ``i`` (all workers together)."""
+        return min(self.batch_size, self.n - i * self.batch_size)
+
     def batch(self, perm: torch.Tensor | None, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch number ``i`` of the epoch ordered by ``perm``."""
+        """Batch number ``i`` of the epoch ordered by ``perm`` (this worker's shard of it)."""
         lo = i * self.batch_size
-        hi = lo + self.batch_size
+        hi = min(lo + self.batch_size, self.n)
+        r, n = self.rank, self.world_size
         if perm is None:
-            return self.x[lo:hi], self.y[lo:hi]
-        idx = perm[lo:hi]
+            return self.x[lo + r:hi:n], self.y[lo + r:hi:n]
+        idx = perm[lo + r:hi:n]
         return self.x.index_select(0, idx), self.y.index_select(0, idx)
 
     def epoch(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

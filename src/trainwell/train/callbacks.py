@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from trainwell.errors import ConfigError, TrainwellRuntimeWarning
+from trainwell.train import distributed
 from trainwell.train.history import _maximized
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "NanGuard", "HistoryLogger",
@@ -286,7 +287,11 @@ class NanGuard(Callback):
         else:
             norms = torch.zeros(0, device=t.device)
         loss = t.last_loss if t.last_loss is not None else torch.zeros(())
-        values = torch.cat([loss.reshape(1).to(norms), norms]).tolist()
+        loss = loss.reshape(1).to(norms if len(norms) else torch.float32)
+        # under DDP: a worker's non-finite loss makes the sum non-finite on every worker, so
+        # all of them decide alike (the gradients are already the same everywhere)
+        loss = distributed.all_reduce_sum(loss.clone())
+        values = torch.cat([loss.to(norms), norms]).tolist()
         # host sync: the line above, once per check_every steps
         return [n for n, _ in present], values[1:], math.isfinite(values[0])
 
@@ -296,6 +301,9 @@ class NanGuard(Callback):
             self._prev_norms = norms
             self._snapshot(t)
             return
+        precision = getattr(t, "precision", None)
+        if loss_finite and precision is not None and precision.gradients_may_overflow():
+            return  # fp16: the gradient scaler skips this step and lowers its factor
         self._diverged(t, step, names, norms, loss_finite)
 
     def on_epoch_end(self, t, epoch, logs):
@@ -371,6 +379,8 @@ class HistoryLogger(Callback):
         self.write(t.history)
 
     def write(self, history) -> None:
+        if not distributed.is_main():  # under DDP only rank 0 writes files
+            return
         rows = history.to_list()
         if self.path_json is not None:
             self.path_json.parent.mkdir(parents=True, exist_ok=True)

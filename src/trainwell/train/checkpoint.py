@@ -22,6 +22,7 @@ import torch
 
 from trainwell.data.download import sha256_of
 from trainwell.errors import CheckpointError, CheckpointFallbackWarning, ConfigError
+from trainwell.train import distributed
 from trainwell.train.callbacks import Callback, _atomic_write_text
 from trainwell.train.history import _maximized
 
@@ -217,10 +218,12 @@ class ModelCheckpoint(Callback):
     def save(self, t, name: str = "last.pt") -> Path | None:
         if t.status == "diverged":
             return None
-        path = save_checkpoint(t.state_dict(), self.dir / name, keep_previous=name == "last.pt")
+        state = t.state_dict()  # under DDP every worker takes part (their random states)
         if name == "last.pt":
             self._saved_step = t.step
-        return path
+        if not distributed.is_main():  # only rank 0 writes files
+            return None
+        return save_checkpoint(state, self.dir / name, keep_previous=name == "last.pt")
 
     def on_batch_end(self, t, step):
         if self.every_steps and t.step % self.every_steps == 0:
@@ -245,7 +248,9 @@ class ModelCheckpoint(Callback):
             self.save(t)
 
     def on_exception(self, t, exc):
-        if isinstance(exc, KeyboardInterrupt) and t.status == "interrupted":
+        # under DDP the other workers may be gone: the last periodic checkpoint stays
+        if isinstance(exc, KeyboardInterrupt) and t.status == "interrupted" \
+                and not distributed.is_distributed():
             self.save(t)
 
     def state_dict(self):

@@ -22,11 +22,13 @@ from torch import nn
 
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
 from trainwell.tasks import Task, get_task
+from trainwell.train import distributed
 from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList
 from trainwell.train.checkpoint import find_checkpoint
 from trainwell.train.fast import make_train_step, needs_eager_step
 from trainwell.train.history import History
+from trainwell.train.precision import Precision
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["Trainer", "resolve_device", "CHECKPOINT_FORMAT"]
@@ -38,18 +40,30 @@ CHECKPOINT_FORMAT = 1
 _STEPLESS = ("constant", "performance")
 
 
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to torch.device."""
+    """``"auto"`` → CUDA when available, then Apple's MPS, else CPU; anything else is passed
+    to torch.device. A torchrun worker on CUDA gets ``cuda:LOCAL_RANK``."""
     if isinstance(device, torch.device):
-        return device
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError("train.device", device, "auto, cpu, cuda or cuda:N") from e
+        dev = device
+    elif device in (None, "auto"):
+        dev = torch.device("cuda" if torch.cuda.is_available() else
+                           "mps" if _mps_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ConfigError("train.device", device, "auto, cpu, cuda, cuda:N or mps") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device", device, "auto or cpu (CUDA is not available here)")
+    if dev.type == "mps" and not _mps_available():
+        raise ConfigError("train.device", device, "auto or cpu (MPS is not available here)")
+    if dev.type == "cuda" and dev.index is None and distributed.launched_by_torchrun():
+        dev = torch.device("cuda", distributed.local_rank())  # one GPU per worker
     return dev
 
 
@@ -90,6 +104,18 @@ class Trainer:
             max-norm) into one graph with ``torch.compile`` (see ``trainwell.train.fast``;
             the first step takes seconds to compile); on any failure trainwell
             warns once and trains eagerly.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (autocast forward; fp16
+            with a gradient scaler, refused on a CPU) or a
+            :class:`~trainwell.train.precision.Precision`: see :mod:`trainwell.train.precision`.
+        sync_batch_norm: under DistributedDataParallel, batch norm with statistics over the
+            global batch (SyncBatchNorm, CUDA only); default False: each process normalizes
+            with its own shard's statistics.
+
+    Many processes: inside a ``torchrun`` worker (``WORLD_SIZE`` > 1) the Trainer joins the
+    process group, wraps the model in DistributedDataParallel and gives each worker a disjoint
+    shard of every global batch of ``batch_size`` samples; metrics are summed over the workers,
+    so ``history`` is the same on every worker. :meth:`state_dict` is then collective (every
+    worker must call it: it gathers their random states).
 
     Attributes:
         history (History), step (optimizer steps done), epoch (epochs completed),
@@ -118,13 +144,16 @@ class Trainer:
                  clip_value: float = 0.0, clip_norm: float = 0.0, clip_global_norm: float = 0.0,
                  l1: float = 0.0, l2: float = 0.0, max_norm: float = 0.0,
                  callbacks: Iterable[Callback] = (), device: str | torch.device = "auto",
-                 seed: int = 0, compile: bool = False):
+                 seed: int = 0, compile: bool = False, precision: str | Precision = "fp32",
+                 sync_batch_norm: bool = False):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "a torch.nn.Module")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError("train.seed", seed, "an integer")
         self.task = get_task(task, loss) if not isinstance(task, Task) else task
-        self.device = resolve_device(device)
+        self.device = distributed.setup(resolve_device(device))
+        self.precision = precision if isinstance(precision, Precision) else \
+            Precision(precision, self.device)
         self.lr = _number("optimizer.lr", lr, lambda v: math.isfinite(v) and v > 0,
                           "a number > 0")
         for field, v in (("optimizer.clip_value", clip_value), ("optimizer.clip_norm", clip_norm),
@@ -138,6 +167,16 @@ class Trainer:
         self.seed = seed
         seed_everything(seed)
         self.model = model.to(self.device)
+        if sync_batch_norm and distributed.is_distributed() and self.device.type != "cuda":
+            raise ConfigError("model.sync_batch_norm", True, "false on a CPU (SyncBatchNorm "
+                              "needs CUDA; each process then uses its own batch statistics)")
+        # What the step calls: the DistributedDataParallel wrapper under torchrun, whose
+        # backward averages the gradients over the workers; self.model stays the network.
+        self._ddp = distributed.wrap_model(self.model, self.device,
+                                           sync_batch_norm=sync_batch_norm)
+        self.model = distributed.unwrap(self._ddp)
+        if distributed.rank() > 0:  # its own dropout masks (the weights came from rank 0)
+            torch.manual_seed(seed + 7919 * distributed.rank())
         if isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
             # The optimizer's own lr is η0; per-group lrs become scales the schedule keeps.
@@ -155,6 +194,11 @@ class Trainer:
         self.schedule = None if isinstance(schedule, str) else schedule
         self.callbacks = CallbackList(callbacks)
         self.compile = bool(compile)
+        if self.compile and (distributed.is_distributed() or self.precision.enabled):
+            warnings.warn("train.compile: the whole-step compile runs one process in fp32; "
+                          "this run trains op by op", TrainwellRuntimeWarning, stacklevel=2)
+            self.compile = False
+        self._loss_weight = 1.0  # ≠ 1 on a batch that does not split evenly over the workers
         self._compiled = None
         self._fast = None  # the compiled whole step (compile=True)
         self.generator = torch.Generator().manual_seed(seed)  # shuffling only (CPU, resumable)
@@ -257,8 +301,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor):
-        logits = self.model(xb)
-        return logits, self.task.loss(logits, yb)
+        with self.precision.autocast():  # fp32: no-op; bf16/fp16: the forward pass and loss
+            logits = self._ddp(xb)
+            return logits, self.task.loss(logits, yb)
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int):
         """Global step ``step`` on one batch; returns the logits. No host sync in here."""
@@ -275,18 +320,21 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         logits, loss = self._fwd(xb, yb)  # forward + data loss (mean over the batch)
         self.last_loss = loss.detach()  # NanGuard reads it every k steps
+        if self._loss_weight != 1.0:  # DDP averages per-worker means: weight by shard size
+            loss = loss * self._loss_weight
         if self._penalized:  # + l1·Σ|w| + l2·Σw² over the kernels
             penalty = self._kernel_penalty(self._kernels, l1=self.l1, l2=self.l2)
             self._sums["penalty"].add_(penalty.detach(), alpha=len(yb))
             loss = loss + penalty
-        loss.backward()
+        self.precision.scale(loss).backward()  # fp16: × the scaler's factor
+        self.precision.unscale(opt)  # fp16: events and clipping see the true gradients
         for cb in self._after_backward:  # gradients ready: probes, NaN checks
             cb.on_after_backward(self, step)
         if self._after_backward and self.status == "diverged":
             return logits  # NanGuard caught non-finite gradients: skip this update
         if self._clipping:
             self._clip_gradients(self._params, **self.clip)
-        opt.step()
+        self.precision.step(opt)  # fp16: skipped when the gradients overflowed
         if self.max_norm:  # each hidden unit's incoming weights: ‖w‖₂ ≤ r
             self._apply_max_norm(self.model, self.max_norm)
         if self._per_step_lr:  # η (and cycled momentum) for the next step
@@ -339,8 +387,11 @@ class Trainer:
         if resume_from is not None:
             _, state = find_checkpoint(resume_from, map_location="cpu")
             self.load_state_dict(state)
+        world = distributed.world_size()
+        distributed.check_shards(int(x.shape[0]), batch_size, world)
         batches = BatchIterator(x, y, batch_size=batch_size, shuffle=shuffle,
-                                generator=self.generator)
+                                generator=self.generator, rank=distributed.rank(),
+                                world_size=world)
         data = {"n": int(x.shape[0]), "batch_size": batch_size, "shuffle": bool(shuffle)}
         saved, self._data = self._data, data
         if self._resumed and self.batch_in_epoch and saved and saved != data:
@@ -425,8 +476,16 @@ class Trainer:
         extra = [(k, sums[k]) for k in self.task.metrics]
         batch_start, batch_end = cbs.batch_start, cbs.batch_end
         extra_sums = self.task.extra_sums
+        world = distributed.world_size()
+        # a batch source that does not shard itself (streamed data): take this worker's part
+        shard_here = world > 1 and getattr(batches, "world_size", 1) != world
         for i in range(self.batch_in_epoch, len(batches)):
             xb, yb = batches.batch(perm, i)
+            if world > 1:
+                n_global = len(yb) if shard_here else batches.global_size(i)
+                if shard_here:
+                    xb, yb = distributed.shard(xb), distributed.shard(yb)
+                self._loss_weight = distributed.loss_weight(len(yb), n_global, world)
             step = self.step
             for cb in batch_start:
                 cb.on_batch_start(self, step)
@@ -449,13 +508,16 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, val, t0: float) -> None:
         cbs = self.callbacks
-        # host sync: the one read of the epoch's metrics (all sums in one transfer).
-        sums = dict(zip(self._sums, torch.stack(list(self._sums.values())).tolist(),
-                        strict=True))
-        n = max(self._seen, 1)
+        # host sync: the one read of the epoch's metrics (all sums in one transfer), summed
+        # over the workers first under DDP (one all-reduce per epoch).
+        seen = torch.tensor(float(self._seen), dtype=torch.float64, device=self.device)
+        totals = distributed.all_reduce_sum(torch.stack([*self._sums.values(), seen])).tolist()
+        sums = dict(zip(self._sums, totals[:-1], strict=True))
+        n = max(int(totals[-1]), 1)
         logs: dict[str, Any] = {"epoch": epoch}
         logs.update({k: v / n for k, v in sums.items()})
         if val is not None:
+            distributed.broadcast_buffers(self.model)  # every worker validates rank 0's model
             logs.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
         # The lr of the epoch's last step (the optimizer already holds the next step's).
         logs["lr"] = (float(self.schedule.lr_at(max(self.step - 1, 0))) if self.schedule
@@ -477,6 +539,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
                   ) -> dict[str, float]:
+        # float32: validation and the reported metrics never run under autocast
         was_training = self.model.training
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
@@ -538,6 +601,10 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "callbacks": self.callbacks.state_dict(),
             "rng": get_rng_state(),
+            # under DDP, every worker's own random state (dropout masks), by rank
+            "rng_ranks": (distributed.all_gather_object(get_rng_state())
+                          if distributed.is_distributed() else None),
+            "precision": self.precision.state_dict(),
             "generator": self.generator.get_state(),
             "epoch_generator": self._epoch_gen_state,
             "batch_in_epoch": self.batch_in_epoch,
@@ -581,7 +648,12 @@ class Trainer:
         self.stop_training = bool(state["stop_training"])
         self.divergence = state.get("divergence")
         self._data = state.get("data")
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")
+        if ranks and len(ranks) == distributed.world_size():
+            set_rng_state(ranks[distributed.rank()])
+        else:
+            set_rng_state(state["rng"])
+        self.precision.load_state_dict(state.get("precision"))
         self._pending = {"schedule": state["schedule"]}  # applied once fit builds the schedule
         self._resumed = True
 
@@ -594,6 +666,9 @@ class Trainer:
     # ------------------------------------------------------------------ Ctrl-C
     def _install_sigint(self):
         self._interrupt = False
+        if threading.current_thread() is not threading.main_thread() \
+                or distributed.is_distributed():  # torchrun's launcher stops the workers
+            return None
         if threading.current_thread() is not threading.main_thread():
             return None
 

@@ -27,7 +27,6 @@ __all__ = [
     "model_kwargs",
     "trainer_kwargs",
     "resolved_task",
-    "wants_auto_max_lr",
     "binary_from_two_classes",
     "splits_for_task",
 ]
@@ -110,14 +109,10 @@ def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:
         return build_model(**model_kwargs(recipe, splits))
 
 
-def wants_auto_max_lr(recipe: Any) -> bool:
-    """Whether the recipe asks 1cycle to take its peak rate from the finder (``max_lr = "auto"``)."""
-    value = getattr(recipe.schedule, "max_lr", None)
-    return isinstance(value, str) and value.strip().lower() == "auto"
-
-
 def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
     """Keyword arguments of :class:`trainwell.train.Trainer` (all but model and callbacks)."""
+    from trainwell.workflows.lrfind import wants_auto_max_lr
+
     if wants_auto_max_lr(recipe):  # fit_recipe / compare replace it with the finder's number
         raise ConfigError("schedule.max_lr", "auto", "a number here: resolve \"auto\" first "
                           "with trainwell.workflows.lrfind.resolve_auto_max_lr (`trainwell fit` and "
@@ -132,7 +127,8 @@ def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
         schedule=s.name, schedule_params=s.params(),
         clip_value=o.clip_value, clip_norm=o.clip_norm, clip_global_norm=o.clip_global_norm,
         l1=r.l1, l2=r.l2, max_norm=r.max_norm,
-        device=t.device, seed=t.seed, compile=t.compile,
+        device=t.device, seed=t.seed, compile=t.compile, precision=t.precision,
+        sync_batch_norm=recipe.model.sync_batch_norm,
     )
 
 

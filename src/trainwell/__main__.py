@@ -1,0 +1,35 @@
+"""``python -m trainwell``: the ``trainwell`` command, also as a torchrun worker.
+
+``torchrun --nnodes 2 --nproc-per-node 4 ... -m trainwell fit RECIPE`` starts this module in
+every worker; an error that escapes a worker is recorded for torchrun, which reports it with the
+worker's rank.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from trainwell.cli import main
+
+
+def _run() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        main()
+        return
+    try:
+        main()
+    except Exception as exc:  # a torchrun worker: the launcher names the rank and the error
+        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+        from trainwell.cli.launch import is_peer_lost
+
+        ErrorHandler().record_exception(exc)
+        if not is_peer_lost(f"{type(exc).__name__}: {exc}"):  # the cause: keep its traceback
+            traceback.print_exc()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    _run()
