@@ -16,10 +16,10 @@ import torch
 import trainwell
 
 PACKAGES = ["trainwell.nn", "trainwell.optim", "trainwell.data", "trainwell.diagnose",
-            "trainwell.export"]
-MODULES = ["trainwell", "trainwell.tasks", "trainwell.transfer", "trainwell.pretrain",
-           "trainwell.lrfind", "trainwell.tune", "trainwell.compare", "trainwell.uncertainty",
-           "trainwell.errors", "trainwell.registry"]
+            "trainwell.export", "trainwell.config", "trainwell.report", "trainwell.workflows",
+            "trainwell.studies"]
+MODULES = ["trainwell", "trainwell.tasks", "trainwell.errors", "trainwell.registry",
+           "trainwell.checks", "trainwell.figures"]
 
 
 def _modules() -> list[str]:

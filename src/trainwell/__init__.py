@@ -86,7 +86,7 @@ _EXPORTS: dict[str, str] = {
     "run_study": "trainwell.studies.tune",
     # gradient health
     "GradientProbe": "trainwell.diagnose",
-    "diagnose": "trainwell.diagnose",
+    "diagnose": "trainwell.workflows.diagnose",
     # transfer learning
     "reuse_layers": "trainwell.workflows.transfer",
     "freeze": "trainwell.workflows.transfer",

@@ -13,9 +13,11 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-__all__ = ["MOVED", "install"]
+__all__ = ["MOVED", "MOVED_NAMES", "install", "forward"]
 
 #: old module path -> new module path (a package entry covers everything below it)
 MOVED: dict[str, str] = {
@@ -29,6 +31,16 @@ MOVED: dict[str, str] = {
     "trainwell.compare": "trainwell.studies.compare",
     "trainwell.tune": "trainwell.studies.tune",
     "trainwell.experiments": "trainwell.studies.experiments",
+    "trainwell.diagnose.api": "trainwell.workflows.diagnose",
+}
+
+#: package -> {public name it used to define: the module that defines it now}
+MOVED_NAMES: dict[str, dict[str, str]] = {
+    "trainwell.diagnose": {
+        "diagnose": "trainwell.workflows.diagnose",
+        "DiagnoseResult": "trainwell.workflows.diagnose",
+        "write_run_diagnostics": "trainwell.report.diagnostics",
+    },
 }
 
 #: old module path -> the module ``python -m OLD`` runs
@@ -70,3 +82,20 @@ def install() -> None:
     """Put the finder of old paths first on ``sys.meta_path`` (once)."""
     if not any(isinstance(f, _Alias) for f in sys.meta_path):
         sys.meta_path.insert(0, _Alias())
+
+
+def forward(package: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that hands out the names ``package`` used to define.
+
+    The library itself imports them from where they live now (tests/test_architecture.py);
+    this keeps users' ``from trainwell.diagnose import diagnose`` working without the package
+    importing a layer above it.
+    """
+    names = MOVED_NAMES[package]
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -40,7 +40,7 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
 
 
 def _pydantic_message(exc: Any) -> str:
-    from trainwell.config import _problems
+    from trainwell.config.io import _problems
 
     problems = _problems(exc, None)
     return "\n".join(str(p) for p in problems) if problems else str(exc).splitlines()[0]

@@ -81,8 +81,9 @@ def diagnose_command(
     from rich.console import Console
 
     from trainwell.cli.common import check_out, cli_overrides
-    from trainwell.diagnose import ProbeRecord, diagnose, judge, write_tensorboard
-    from trainwell.diagnose.api import write_run_diagnostics
+    from trainwell.diagnose import ProbeRecord, judge, write_tensorboard
+    from trainwell.report.diagnostics import write_run_diagnostics
+    from trainwell.workflows.diagnose import diagnose
 
     check_out(out)
     console = Console()
@@ -97,7 +98,7 @@ def diagnose_command(
         if tensorboard is not None:
             write_tensorboard(record, tensorboard)
     else:
-        from trainwell.diagnose.api import _resolve_recipe
+        from trainwell.workflows.diagnose import _resolve_recipe
 
         recipe = _resolve_recipe(source, overrides)   # bad input fails before any training
         from trainwell.train import resolve_device

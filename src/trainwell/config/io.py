@@ -105,6 +105,7 @@ def load_recipe(path: str | Path) -> Recipe:
     """Load and validate a recipe file.
 
     Example:
+        >>> from trainwell.config import builtin_path
         >>> load_recipe(builtin_path("default")).name
         'default'
     """

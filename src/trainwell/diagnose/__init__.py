@@ -8,10 +8,12 @@ remedies:
 >>> print(result.diagnosis)                                       # doctest: +SKIP
 
 During ``fit``, ``train.diagnose = true`` adds a :class:`GradientProbe` and
-:func:`write_run_diagnostics` puts its samples, plots and verdict into the run directory.
+:func:`trainwell.report.diagnostics.write_run_diagnostics` puts its samples, plots and verdict
+into the run directory. ``diagnose`` (the driver that trains a recipe or a module with a probe)
+lives in :mod:`trainwell.workflows.diagnose`; it is still importable from here.
 """
 
-from trainwell.diagnose.api import DiagnoseResult, diagnose, write_run_diagnostics
+from trainwell import _moved
 from trainwell.diagnose.plots import plot_activation_std, plot_diagnostics, plot_gradient_heatmap
 from trainwell.diagnose.probes import GradientProbe, ProbedLayer, find_layers
 from trainwell.diagnose.stats import LayerSummary, ProbeRecord, summarize
@@ -36,3 +38,5 @@ __all__ = [
     "diagnose", "DiagnoseResult", "write_run_diagnostics",
     "plot_gradient_heatmap", "plot_activation_std", "plot_diagnostics", "write_tensorboard",
 ]
+
+__getattr__ = _moved.forward(__name__)  # diagnose, DiagnoseResult, write_run_diagnostics

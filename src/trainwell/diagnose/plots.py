@@ -9,19 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from trainwell.diagnose.stats import ProbeRecord
+from trainwell.figures import new_figure, save_figure
 
 __all__ = ["plot_gradient_heatmap", "plot_activation_std", "plot_diagnostics"]
 
 
 def _figure(width: float, height: float):
-    from trainwell.report.plots import new_figure
-
     return new_figure(width, height)
 
 
 def _save(fig, path: Path) -> Path:
-    from trainwell.report.plots import save_figure
-
     return save_figure(fig, path)
 
 

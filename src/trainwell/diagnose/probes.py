@@ -39,16 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainwell.diagnose.stats import STAT_NAMES, ProbeRecord
 from trainwell.errors import ConfigError
 from trainwell.train import Callback
 
 __all__ = ["GradientProbe", "ProbedLayer", "find_layers", "STAT_NAMES", "HIST_BINS",
            "SIGMOID_SATURATION", "TANH_SATURATION"]
 
-#: Columns of one layer's statistics in a sample, in order.
-STAT_NAMES = ("act_mean", "act_std", "saturated", "dead", "grad_norm", "weight_norm",
-              "update_norm", "act_min", "act_max", "act_sum_sq", "grad_min", "grad_max",
-              "grad_sum", "grad_sum_sq", "act_nonfinite", "grad_nonfinite")
 #: Bins of the activation and gradient histograms kept per layer and sample.
 HIST_BINS = 24
 #: A sigmoid output below this or above 1 − this is saturated (σ' < 4 % of its maximum).
@@ -268,8 +265,6 @@ class GradientProbe(Callback):
 
     def record(self):
         """All samples so far as a :class:`trainwell.diagnose.stats.ProbeRecord`."""
-        from trainwell.diagnose.stats import ProbeRecord
-
         n_layers, n_stats, bins = len(self.layers), len(STAT_NAMES), self.hist_bins
         flat = np.stack(self._data) if self._data else np.zeros(
             (0, n_layers * (n_stats + 2 * bins)), np.float32)

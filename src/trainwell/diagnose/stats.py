@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trainwell.diagnose.probes import STAT_NAMES
+__all__ = ["STAT_NAMES", "ProbeRecord", "LayerSummary", "summarize", "TABLE_HEADER", "table_rows"]
 
-__all__ = ["ProbeRecord", "LayerSummary", "summarize", "TABLE_HEADER", "table_rows"]
-
+#: Columns of one layer's statistics in a sample, in order.
+STAT_NAMES = ("act_mean", "act_std", "saturated", "dead", "grad_norm", "weight_norm",
+              "update_norm", "act_min", "act_max", "act_sum_sq", "grad_min", "grad_max",
+              "grad_sum", "grad_sum_sq", "act_nonfinite", "grad_nonfinite")
 _COL = {name: i for i, name in enumerate(STAT_NAMES)}
 
 

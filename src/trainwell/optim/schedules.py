@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from trainwell import checks
 from trainwell.errors import CheckpointError, ConfigError
 from trainwell.registry import Registry
 
@@ -31,19 +32,6 @@ __all__ = [
     "PiecewiseSchedule", "PerformanceSchedule", "OneCycleSchedule", "make_schedule",
     "schedule_curve", "plot_schedule", "apply_schedule",
 ]
-
-
-def _num(field: str, value: object, test, accepted: str) -> float:
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or not test(value)):
-        raise ConfigError(field, value, accepted)
-    return float(value)
-
-
-def _int(field: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(field, value, f"an integer >= {minimum}")
-    return int(value)
 
 
 class Schedule:
@@ -58,9 +46,9 @@ class Schedule:
     steps_in_epochs: ClassVar[bool] = False
 
     def __init__(self, *, base_lr: float, steps_per_epoch: int, epochs: int):
-        self.base_lr = _num("optimizer.lr", base_lr, lambda v: v > 0, "a number > 0")
-        self.steps_per_epoch = _int("schedule.steps_per_epoch", steps_per_epoch, 1)
-        self.epochs = _int("train.epochs", epochs, 1)
+        self.base_lr = checks.number("optimizer.lr", base_lr, lambda v: v > 0, "a number > 0")
+        self.steps_per_epoch = checks.integer("schedule.steps_per_epoch", steps_per_epoch, 1)
+        self.epochs = checks.integer("train.epochs", epochs, 1)
 
     @property
     def total_steps(self) -> int:
@@ -117,8 +105,8 @@ class PowerSchedule(Schedule):
     def __init__(self, *, decay_steps: float | None = None, power: float = 1.0, **base: Any):
         super().__init__(**base)
         s = self.total_steps if decay_steps is None else decay_steps
-        self.decay_steps = _num("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
-        self.power = _num("schedule.power", power, lambda v: v > 0, "a number > 0")
+        self.decay_steps = checks.number("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
+        self.power = checks.number("schedule.power", power, lambda v: v > 0, "a number > 0")
 
     def lr_at(self, step: int) -> float:
         return self.base_lr / (1.0 + step / self.decay_steps) ** self.power
@@ -141,7 +129,7 @@ class ExponentialSchedule(Schedule):
     def __init__(self, *, decay_steps: float | None = None, **base: Any):
         super().__init__(**base)
         s = self.total_steps if decay_steps is None else decay_steps
-        self.decay_steps = _num("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
+        self.decay_steps = checks.number("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
 
     def lr_at(self, step: int) -> float:
         return self.base_lr * 0.1 ** (step / self.decay_steps)
@@ -173,7 +161,7 @@ class PiecewiseSchedule(Schedule):
         accepted = "a non-empty increasing list of epochs > 0"
         if boundaries is None or isinstance(boundaries, (str, bytes)) or not len(boundaries):
             raise ConfigError("schedule.boundaries", boundaries, accepted)
-        b = [_num("schedule.boundaries", x, lambda v: v > 0, accepted) for x in boundaries]
+        b = [checks.number("schedule.boundaries", x, lambda v: v > 0, accepted) for x in boundaries]
         if any(x >= y for x, y in zip(b, b[1:], strict=False)):
             raise ConfigError("schedule.boundaries", list(boundaries), accepted)
         if values is None:
@@ -181,7 +169,7 @@ class PiecewiseSchedule(Schedule):
         if isinstance(values, (str, bytes)) or len(values) != len(b) + 1:
             raise ConfigError("schedule.values", values,
                               f"a list of {len(b) + 1} learning rates (len(boundaries) + 1)")
-        self.values = [_num("schedule.values", v, lambda v: v > 0, "learning rates > 0")
+        self.values = [checks.number("schedule.values", v, lambda v: v > 0, "learning rates > 0")
                        for v in values]
         self.boundaries = b
         self.boundary_steps = [round(x * self.steps_per_epoch) for x in b]
@@ -215,13 +203,13 @@ class PerformanceSchedule(Schedule):
     def __init__(self, *, factor: float = 0.5, patience: int = 5, min_lr: float = 0.0,
                  mode: str = "min", min_delta: float = 0.0, **base: Any):
         super().__init__(**base)
-        self.factor = _num("schedule.factor", factor, lambda v: 0 < v < 1, "a number in (0, 1)")
-        self.patience = _int("schedule.patience", patience, 0)
-        self.min_lr = _num("schedule.min_lr", min_lr, lambda v: 0 <= v, "a number >= 0")
+        self.factor = checks.number("schedule.factor", factor, lambda v: 0 < v < 1, "a number in (0, 1)")
+        self.patience = checks.integer("schedule.patience", patience, 0)
+        self.min_lr = checks.number("schedule.min_lr", min_lr, lambda v: 0 <= v, "a number >= 0")
         if mode not in ("min", "max"):
             raise ConfigError("schedule.mode", mode, ["min", "max"])
         self.mode = mode
-        self.min_delta = _num("schedule.min_delta", min_delta, lambda v: v >= 0, "a number >= 0")
+        self.min_delta = checks.number("schedule.min_delta", min_delta, lambda v: v >= 0, "a number >= 0")
         self.lr = self.base_lr
         self.best: float | None = None
         self.wait = 0
@@ -284,19 +272,19 @@ class OneCycleSchedule(Schedule):
                  max_momentum: float = 0.95, min_momentum: float = 0.85, **base: Any):
         super().__init__(**base)
         peak = self.base_lr if max_lr is None else max_lr
-        self.max_lr = _num("schedule.max_lr", peak, lambda v: v > 0, "a number > 0")
-        self.start_div = _num("schedule.start_div", start_div, lambda v: v >= 1, "a number >= 1")
-        self.final_div = _num("schedule.final_div", final_div, lambda v: v >= 1, "a number >= 1")
+        self.max_lr = checks.number("schedule.max_lr", peak, lambda v: v > 0, "a number > 0")
+        self.start_div = checks.number("schedule.start_div", start_div, lambda v: v >= 1, "a number >= 1")
+        self.final_div = checks.number("schedule.final_div", final_div, lambda v: v >= 1, "a number >= 1")
         frac = "a number in (0, 1)"
-        self.warmup_frac = _num("schedule.warmup_frac", warmup_frac, lambda v: 0 < v < 1, frac)
-        self.anneal_frac = _num("schedule.anneal_frac", anneal_frac, lambda v: 0 <= v < 1,
+        self.warmup_frac = checks.number("schedule.warmup_frac", warmup_frac, lambda v: 0 < v < 1, frac)
+        self.anneal_frac = checks.number("schedule.anneal_frac", anneal_frac, lambda v: 0 <= v < 1,
                                 "a number in [0, 1) (0 = no final anneal)")
         if self.warmup_frac + self.anneal_frac >= 1:
             raise ConfigError("schedule.warmup_frac", warmup_frac,
                               f"a number < 1 − anneal_frac = {1 - self.anneal_frac:g}")
         mom = "a number in [0, 1)"
-        self.max_momentum = _num("schedule.max_momentum", max_momentum, lambda v: 0 <= v < 1, mom)
-        self.min_momentum = _num("schedule.min_momentum", min_momentum, lambda v: 0 <= v < 1, mom)
+        self.max_momentum = checks.number("schedule.max_momentum", max_momentum, lambda v: 0 <= v < 1, mom)
+        self.min_momentum = checks.number("schedule.min_momentum", min_momentum, lambda v: 0 <= v < 1, mom)
         if self.min_momentum > self.max_momentum:
             raise ConfigError("schedule.min_momentum", min_momentum,
                               f"a number <= max_momentum ({self.max_momentum:g})")

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainwell.figures import new_figure, save_figure
+
 __all__ = ["plot_learning_curves", "fit_diagnosis", "new_figure", "save_figure"]
 
 # Thresholds of the fit diagnosis (documented in fit_diagnosis).
@@ -19,31 +21,6 @@ GAP_ACCURACY = 0.05      # train − val accuracy above this: the network fits n
 OVERFIT_RISE = 0.10      # val loss this far (relative) above its minimum while train loss falls
 STILL_IMPROVING = 0.01   # val loss fell this much (relative) over the last epochs
 PLATEAU = 0.01           # train loss changed less than this (relative) over the last epochs
-
-
-def new_figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
-    """A matplotlib ``(Figure, Axes)`` drawn with the Agg canvas (no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    # fixed margins: tight_layout costs more than drawing these small plots
-    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.14)
-    ax = fig.add_subplot(1, 1, 1)
-    return fig, ax
-
-
-def save_figure(fig: Any, path: str | os.PathLike, *, tight: bool = False) -> Path:
-    """Save ``fig`` as PNG (written to a temp file then renamed; ``tight`` = tight layout)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout()
-    tmp = p.with_name(f".{p.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, p)
-    return p
 
 
 def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:

@@ -41,8 +41,8 @@ from typing import Any
 
 import torch
 
+import trainwell.train.distributed as distributed
 from trainwell.errors import ConfigError, TrainwellRuntimeWarning
-from trainwell.train import distributed
 from trainwell.train.history import _maximized
 
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "NanGuard", "HistoryLogger",

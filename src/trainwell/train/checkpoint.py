@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
+import trainwell.train.distributed as distributed
 from trainwell.data.download import sha256_of
 from trainwell.errors import CheckpointError, CheckpointFallbackWarning, ConfigError
-from trainwell.train import distributed
 from trainwell.train.callbacks import Callback, _atomic_write_text
 from trainwell.train.history import _maximized
 

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
+import trainwell.train.distributed as distributed
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
 from trainwell.tasks import Task, get_task
-from trainwell.train import distributed
 from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList
 from trainwell.train.checkpoint import find_checkpoint

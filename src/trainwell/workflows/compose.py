@@ -27,6 +27,7 @@ __all__ = [
     "model_kwargs",
     "trainer_kwargs",
     "resolved_task",
+    "wants_auto_max_lr",
     "binary_from_two_classes",
     "splits_for_task",
 ]
@@ -109,10 +110,14 @@ def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:
         return build_model(**model_kwargs(recipe, splits))
 
 
+def wants_auto_max_lr(recipe: Any) -> bool:
+    """Whether the recipe asks 1cycle to take its peak rate from the finder (``max_lr = "auto"``)."""
+    value = getattr(recipe.schedule, "max_lr", None)
+    return isinstance(value, str) and value.strip().lower() == "auto"
+
+
 def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
     """Keyword arguments of :class:`trainwell.train.Trainer` (all but model and callbacks)."""
-    from trainwell.workflows.lrfind import wants_auto_max_lr
-
     if wants_auto_max_lr(recipe):  # fit_recipe / compare replace it with the finder's number
         raise ConfigError("schedule.max_lr", "auto", "a number here: resolve \"auto\" first "
                           "with trainwell.workflows.lrfind.resolve_auto_max_lr (`trainwell fit` and "

@@ -27,6 +27,12 @@ import torch
 from torch import nn
 
 from trainwell.errors import ConfigError
+from trainwell.workflows.compose import (
+    build_model_from_recipe,
+    load_splits,
+    resolved_task,
+    wants_auto_max_lr,
+)
 
 __all__ = ["LRFindResult", "RULES", "find_lr", "lr_find_recipe", "resolve_auto_max_lr",
            "plot_lr_find", "suggest_lr", "wants_auto_max_lr", "record_lr_find"]
@@ -341,8 +347,6 @@ def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
     Returns:
         (result, splits) — the splits so that a following fit can reuse them.
     """
-    from trainwell.workflows.compose import build_model_from_recipe, load_splits, resolved_task
-
     device = _device(recipe.train.device)   # before the data are loaded
     if splits is None:
         splits = load_splits(recipe, progress=progress)
@@ -373,12 +377,6 @@ def record_lr_find(run_dir: str | Path, result: LRFindResult) -> None:
         [f"{result.suggestion:.4g}", result.rule_name, f"{result.min_loss_lr:.4g}",
          "—" if result.steepest_lr is None else f"{result.steepest_lr:.4g}", len(result.lrs)]],
         text=result.sentence())
-
-
-def wants_auto_max_lr(recipe: Any) -> bool:
-    """Whether the recipe asks 1cycle to take its peak rate from the finder (``max_lr = "auto"``)."""
-    value = getattr(recipe.schedule, "max_lr", None)
-    return isinstance(value, str) and value.strip().lower() == "auto"
 
 
 def resolve_auto_max_lr(recipe: Any, splits: Any = None, *, steps: int = 200,

@@ -15,20 +15,20 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from trainwell.config import Recipe, load_recipe, recipe_diff, save_recipe
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellError
+from trainwell.report.artifacts import (  # noqa: F401 - trainwell.run names
+    _status_message,
+    save_run_artifacts,
+)
 from trainwell.report.rundir import (
     SUMMARY,  # noqa: F401 - trainwell.workflows.run.SUMMARY stays importable
     _json_safe,  # noqa: F401
@@ -39,6 +39,7 @@ from trainwell.report.rundir import (
     write_report,
     write_summary,
 )
+from trainwell.train.evaluate import evaluate_model
 
 __all__ = [
     "RunResult",
@@ -104,185 +105,6 @@ def _epochs_trained(run_dir: Path) -> int:
         return max((int(r.get("epoch", 0)) for r in rows), default=0)
     except (OSError, ValueError, TypeError, AttributeError):
         return 0  # nothing readable: the checkpoint decides
-
-
-def _versions() -> dict[str, str]:
-    import numpy
-    import torch
-
-    from trainwell import __version__
-
-    return {"trainwell": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
-
-
-def evaluate_model(model: Any, x: Any, y: Any, *, task: str = "multiclass",
-                   batch_size: int = 1024, device: Any = None) -> dict[str, float]:
-    """Mean loss and metrics of ``model`` on ``(x, y)`` in eval mode (no RNG, no BN update)."""
-    import torch
-
-    from trainwell.tasks import get_task
-
-    t = get_task(task) if isinstance(task, str) else task
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    sums: dict[str, Any] = {}
-    n = int(len(x))
-    if n == 0:
-        return {}
-    with torch.no_grad():
-        for lo in range(0, n, batch_size):
-            xb = x[lo:lo + batch_size].to(device)
-            yb = t.prepare_targets(y[lo:lo + batch_size]).to(device) \
-                if hasattr(t, "prepare_targets") else y[lo:lo + batch_size].to(device)
-            for k, v in t.metric_sums(model(xb), yb).items():
-                sums[k] = sums[k] + v.double() if k in sums else v.double()
-    model.train(was_training)
-    return {k: float(v) / n for k, v in sums.items()}  # host sync: once per evaluation
-
-
-def _metrics_block(model: Any, splits: Any, task: str, device: Any) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for part in ("train", "val", "test"):
-        x, y = getattr(splits, f"x_{part}", None), getattr(splits, f"y_{part}", None)
-        if x is None or y is None or len(x) == 0:
-            continue
-        for k, v in evaluate_model(model, x, y, task=task, device=device).items():
-            out[f"{part}_{k}"] = v
-    return out
-
-
-def _best_epoch(history: list[dict[str, Any]], monitor: str) -> dict[str, Any] | None:
-    key = monitor
-    if history and key not in history[0] and key.startswith("val_") and key[4:] in history[0]:
-        key = key[4:]
-    rows = [r for r in history if isinstance(r.get(key), (int, float)) and
-            math.isfinite(r[key])]
-    if not rows:
-        return None
-    maximize = any(s in key for s in ("accuracy", "acc", "auc", "f1"))
-    best = (max if maximize else min)(rows, key=lambda r: r[key])
-    return {"monitor": key, **{k: v for k, v in best.items()}}
-
-
-def _param_counts(model: Any) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
-
-
-def _dataset_info(splits: Any) -> dict[str, Any]:
-    def n(part: str) -> int:
-        x = getattr(splits, f"x_{part}", None)
-        return int(len(x)) if x is not None else 0
-
-    return {"name": getattr(splits, "name", ""), "task": getattr(splits, "task", ""),
-            "n_train": n("train"), "n_val": n("val"), "n_test": n("test"),
-            "input_shape": list(getattr(splits, "input_shape", ()) or ()),
-            "n_outputs": getattr(splits, "n_outputs", None),
-            "class_names": getattr(splits, "class_names", None)}
-
-
-def _status_message(status: str, divergence: dict[str, Any] | None) -> str:
-    if status == "diverged" and divergence:
-        return str(divergence.get("message") or
-                   f"diverged at step {divergence.get('step')} in layer {divergence.get('layer')}")
-    return {"completed": "trained every epoch",
-            "stopped": "early stopping ended training",
-            "interrupted": "continue with `trainwell fit --resume RUN`",
-            "diverged": "training diverged (loss NaN/Inf); the last good weights were kept",
-            }.get(status, status)
-
-
-def _hardware(trainer: Any) -> dict[str, Any]:
-    """Device name, precision and processes of a run (summary.json, the report)."""
-    import torch
-
-    from trainwell.train import distributed
-
-    device = getattr(trainer, "device", None)
-    name = "CPU"
-    if isinstance(device, torch.device) and device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    elif isinstance(device, torch.device) and device.type == "mps":
-        name = "Apple MPS"
-    precision = getattr(getattr(trainer, "precision", None), "name", "fp32")
-    return {"device_name": name, "precision": precision,
-            "processes": distributed.world_size()}
-
-
-def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: Any, model: Any,
-                       splits: Any, extra_summary: dict[str, Any] | None = None,
-                       report: bool = True) -> dict[str, Any]:
-    """Write ``recipe.toml``, ``model/``, ``summary.json``, ``plots/`` and ``report.html``.
-
-    Evaluates ``model`` (eval mode) on the train, validation and test splits for the final
-    metrics; the best epoch comes from the history (by ``train.monitor``). Sections already in
-    ``summary.json`` (added by other features) are kept.
-
-    Args:
-        run_dir: the run directory.
-        recipe: the recipe the run used.
-        trainer: the :class:`~trainwell.train.Trainer` that trained ``model``.
-        model: the trained network.
-        splits: the data it was trained on.
-        extra_summary: more keys for ``summary.json`` (e.g. ``{"transfer": {...}}``).
-        report: also write the plots and ``report.html`` (default True).
-
-    Returns:
-        The summary dict that was written.
-    """
-    from trainwell.nn import save_model
-
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    if not (run / "recipe.toml").exists():
-        save_recipe(recipe, run / "recipe.toml")
-    task = getattr(getattr(trainer, "task", None), "name", None) or splits.task
-    stats = splits.stats() if hasattr(splits, "stats") else {}
-    save_model(model, run / "model", extra={"task": task, "class_names": splits.class_names,
-                                            "data": stats, "recipe": recipe.name})
-    history = trainer.history.to_list() if hasattr(trainer.history, "to_list") \
-        else list(trainer.history)
-    times = [float(r["time"]) for r in history if isinstance(r.get("time"), (int, float))]
-    status = getattr(trainer, "status", "completed")
-    if status in ("running", "new"):
-        status = "completed"
-    divergence = getattr(trainer, "divergence", None)  # NanGuard names the step and layer
-    previous = read_summary(run)
-    summary: dict[str, Any] = {
-        "name": recipe.name,
-        "description": recipe.description,
-        "run_dir": str(run),
-        "status": status,
-        "message": _status_message(status, divergence),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metrics": {"final": _metrics_block(model, splits, task, getattr(trainer, "device", None)),
-                    "last_epoch": history[-1] if history else None,
-                    "best": _best_epoch(history, recipe.train.monitor)},
-        "epochs_run": len(history),
-        "steps": getattr(trainer, "step", None),
-        "epoch_times": times,
-        "median_epoch_time": statistics.median(times) if times else None,
-        "total_time": sum(times),
-        "seed": recipe.train.seed,
-        "device": str(getattr(trainer, "device", "cpu")),
-        **_hardware(trainer),
-        "versions": _versions(),
-        "parameters": _param_counts(model),
-        "dataset": _dataset_info(splits),
-        "divergence": divergence,
-        "sections": previous.get("sections", []),
-    }
-    summary.update(extra_summary or {})
-    write_summary(run, summary)
-    if report:
-        write_report(run)
-        summary = read_summary(run)  # with the fit diagnosis the report added
-    return summary
 
 
 # --------------------------------------------------------------------------- fit
@@ -481,7 +303,7 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         summary["resumed"] = int(previous.get("resumed", 0)) + 1
         write_summary(run_dir, summary)
     if probe is not None:
-        from trainwell.diagnose import write_run_diagnostics
+        from trainwell.report.diagnostics import write_run_diagnostics
         write_run_diagnostics(probe, run_dir)
         write_report(run_dir)
         summary = read_summary(run_dir)

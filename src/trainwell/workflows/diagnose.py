@@ -1,10 +1,11 @@
-"""``diagnose()``: train a short while with probes on and judge the gradient health;
-``write_run_diagnostics()``: save a fit's probe samples, plots and verdict in its run directory.
+"""``diagnose()``: train a short while with probes on and judge the gradient health.
+
+A recipe (file, built-in name, run directory) or any ``nn.Module`` with data; a fit's probe is
+written into its run directory by :func:`trainwell.report.diagnostics.write_run_diagnostics`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -15,18 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainwell.diagnose.plots import plot_diagnostics
 from trainwell.diagnose.probes import GradientProbe
 from trainwell.diagnose.stats import ProbeRecord
 from trainwell.diagnose.verdicts import Diagnosis, Thresholds, judge
 from trainwell.errors import ConfigError
+from trainwell.report.diagnostics import SECTION_TITLE, write_run_diagnostics  # noqa: F401
 from trainwell.train import Callback
 
 __all__ = ["diagnose", "write_run_diagnostics", "DiagnoseResult", "SECTION_TITLE",
            "default_every"]
-
-#: Title of the run-report section written by :func:`write_run_diagnostics`.
-SECTION_TITLE = "Gradient health"
 
 
 def default_every(steps: int) -> int:
@@ -163,41 +161,3 @@ def diagnose(model_or_recipe: Any, x: Any = None, y: Any = None, *, steps: int =
 
         tb = write_tensorboard(record, tensorboard)
     return DiagnoseResult(diagnosis, record, trainer, recipe, tb)
-
-
-def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.PathLike,
-                          *, thresholds: Thresholds | None = None) -> dict:
-    """Save a fit's probe samples and verdict into its run directory.
-
-    Writes ``diagnostics/probes.npz`` (all samples), ``diagnostics/verdict.json``,
-    ``plots/gradient_norms.png`` (heatmap of log10 gradient norm per layer over training) and
-    ``plots/activation_std.png``, and adds the "Gradient health" section (per-layer table and
-    network verdict with remedies) to ``summary.json``, so ``report.html`` shows it.
-
-    Args:
-        probe: the :class:`GradientProbe` used in the fit (or its record).
-        run_dir: the run directory.
-        thresholds: verdict thresholds (default :class:`Thresholds`).
-
-    Returns:
-        the verdict as plain data (``network``, ``problems``, ``remedies``, ``layers``) plus
-        ``files`` (the paths written).
-    """
-    run = Path(run_dir)
-    record = probe.record() if isinstance(probe, GradientProbe) else probe
-    diag_dir = run / "diagnostics"
-    files = [record.save(diag_dir / "probes.npz")]
-    diagnosis = judge(record, thresholds)
-    verdict = diagnosis.to_dict()
-    vpath = diag_dir / "verdict.json"
-    tmp = vpath.with_name(".verdict.json.tmp")
-    tmp.write_text(json.dumps(verdict, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, vpath)
-    files.append(vpath)
-    files += plot_diagnostics(record, run / "plots")
-    header, rows = diagnosis.table()
-    from trainwell.report.rundir import add_summary_section
-
-    add_summary_section(run, SECTION_TITLE, [header, *rows], diagnosis.text())
-    verdict["files"] = [str(f) for f in files]
-    return verdict
