@@ -1,7 +1,8 @@
 """Gradient-health verdicts per layer and for the network, each with the chapter's remedies.
 
 A layer gets every flag whose rule it meets (most severe first); the network's verdict is
-the most severe flag of any layer, and it lists every problem found. The rules read the
+the most severe flag found clearly (outside the borderline band, below) in any layer, and it
+lists every problem found. The rules read the
 per-layer summary of :func:`trainwell.diagnose.stats.summarize` (medians over the recent half
 of the samples; non-finite values over the whole run):
 
@@ -14,6 +15,17 @@ dying      > 50 % of a ReLU layer's units output 0 for the whole batch
 saturating > 25 % of a sigmoid/tanh layer's outputs in its flat tails
 healthy    none of the above
 ========== ======================================================================
+
+Margins and ``borderline``: every rule's measured value is kept with its *margin* to the
+threshold — in percentage points for the dead/saturated fractions, in decades (log10 of the
+ratio) for the gradient and update ratios, positive past the threshold. A value within the
+rule's band (±8 points dead, ±4 points saturated, a factor 1.5 for the ratios) is
+``borderline``: a longer probe or another seed can tip it either way. Only problems found
+clearly (past the threshold and outside the band) in some layer make the network's verdict;
+problems found only near their threshold are listed as ``borderline`` instead. The bands come
+from probing the ``diagnose_*`` demonstrations for 150, 300 and 600 steps: a stable network's
+most-dead layer moved by up to 6 points (54 %, 48 %, 34 % in ``diagnose_he_relu``), and the
+medians of the gradient and update ratios moved by less than a factor 1.5 between lengths.
 
 Why these thresholds:
 
@@ -54,7 +66,7 @@ from trainwell.diagnose.stats import (
 )
 
 __all__ = ["HEALTHY", "VANISHING", "EXPLODING", "DYING", "SATURATING", "SEVERITY",
-           "REMEDIES", "Thresholds", "LayerVerdict", "Diagnosis", "judge"]
+           "REMEDIES", "Thresholds", "Margin", "LayerVerdict", "Diagnosis", "judge"]
 
 HEALTHY, VANISHING, EXPLODING, DYING, SATURATING = (
     "healthy", "vanishing", "exploding", "dying", "saturating")
@@ -92,6 +104,9 @@ class Thresholds:
             Default 100.
         dead: dead-unit fraction above this → dying. Default 0.5.
         saturated: saturated-output fraction above this → saturating. Default 0.25.
+        dead_band, saturated_band: a fraction within this many points (as a fraction) of its
+            threshold is borderline. Defaults 0.08 and 0.04.
+        ratio_band: a ratio within this factor of its threshold is borderline. Default 1.5.
     """
 
     vanishing_ratio: float = 1e-2
@@ -100,23 +115,122 @@ class Thresholds:
     exploding_growth: float = 100.0
     dead: float = 0.5
     saturated: float = 0.25
+    dead_band: float = 0.08
+    saturated_band: float = 0.04
+    ratio_band: float = 1.5
 
 
 def _gt(x: float, limit: float) -> bool:
     return not math.isnan(x) and x > limit
 
 
+@dataclass(frozen=True)
+class Margin:
+    """One rule's measured value against its threshold.
+
+    Attributes:
+        rule: ``dead``, ``saturated``, ``ratio_to_last``, ``update_ratio``,
+            ``rms_ratio_to_last``, ``grad_growth`` or ``nonfinite``.
+        value, threshold: the measured value and the rule's threshold.
+        margin: how far past the threshold the value is (negative: short of it) — points of
+            a fraction (0.04 = 4 points) for ``dead``/``saturated``, decades (log10) for the
+            ratios; ``inf`` for non-finite values.
+        band: the borderline band in the same unit.
+    """
+
+    rule: str
+    value: float
+    threshold: float
+    margin: float
+    band: float
+
+    @property
+    def borderline(self) -> bool:
+        return math.isfinite(self.margin) and abs(self.margin) < self.band
+
+    def words(self) -> str:
+        """e.g. "4 points above the 50% threshold" or "a factor 1.3 below the 0.01 threshold"."""
+        past = self.margin >= 0
+        if self.rule in ("dead", "saturated"):
+            pts = abs(self.margin) * 100
+            return (f"{pts:.1f}" if pts < 1 else f"{pts:.0f}") + \
+                (f" points {'above' if past else 'below'} the "
+                    f"{self.threshold * 100:.0f}% threshold")
+        if not math.isfinite(self.margin):
+            return "non-finite"
+        side = ("below" if past else "above") if self.rule == "ratio_to_last" \
+            else ("above" if past else "below")
+        return f"a factor {10 ** abs(self.margin):.2g} {side} the {self.threshold:g} threshold"
+
+    def to_dict(self) -> dict:
+        def num(x: float) -> float | str | None:
+            return None if math.isnan(x) else (x if math.isfinite(x) else "inf")
+
+        return {"rule": self.rule, "value": num(self.value), "threshold": self.threshold,
+                "margin": num(self.margin), "band": self.band, "borderline": self.borderline}
+
+
 @dataclass
 class LayerVerdict:
-    """A layer's flags (most severe first; empty = healthy) and why each was raised."""
+    """A layer's flags (most severe first; empty = healthy), why each was raised, and the
+    margin of every rule that applies to the layer (``margins[problem]``: the deciding rule)."""
 
     layer: str
     flags: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    margins: dict[str, Margin] = field(default_factory=dict)
+
+    @property
+    def borderline(self) -> list[str]:
+        """Problems whose deciding value is within its band of the threshold (either side)."""
+        return [p for p in SEVERITY if p in self.margins and self.margins[p].borderline]
+
+    @property
+    def clear(self) -> list[str]:
+        """Flags past their threshold and outside the band."""
+        return [f for f in self.flags if f not in self.borderline]
 
     @property
     def verdict(self) -> str:
-        return ", ".join(self.flags) if self.flags else HEALTHY
+        near = [p for p in self.borderline if p not in self.flags]
+        text = ", ".join(f + (" (borderline)" if f in self.borderline else "")
+                         for f in self.flags) if self.flags else HEALTHY
+        return text + (f" (near {', '.join(near)})" if near else "")
+
+
+def _log_margin(value: float, threshold: float, above: bool) -> float:
+    if math.isnan(value):
+        return math.nan
+    if value <= 0:
+        return -math.inf if above else math.inf
+    if math.isinf(value):
+        return math.inf if above else -math.inf
+    m = math.log10(value / threshold)
+    return m if above else -m
+
+
+def _margins(s: LayerSummary, th: Thresholds) -> dict[str, Margin]:
+    """The deciding margin of each problem that can be measured in this layer."""
+    band = math.log10(th.ratio_band)
+    out: dict[str, Margin] = {}
+    if s.nonfinite:
+        out[EXPLODING] = Margin("nonfinite", float(s.nonfinite), 0.0, math.inf, band)
+    else:
+        rules = [Margin(r, v, t, _log_margin(v, t, True), band) for r, v, t in (
+            ("update_ratio", s.update_ratio, th.exploding_update),
+            ("rms_ratio_to_last", s.rms_ratio_to_last, th.exploding_rms_ratio),
+            ("grad_growth", s.grad_growth, th.exploding_growth)) if not math.isnan(v)]
+        if rules:
+            out[EXPLODING] = max(rules, key=lambda m: m.margin)
+    if not math.isnan(s.ratio_to_last):
+        out[VANISHING] = Margin("ratio_to_last", s.ratio_to_last, th.vanishing_ratio,
+                                _log_margin(s.ratio_to_last, th.vanishing_ratio, False), band)
+    if not math.isnan(s.dead):
+        out[DYING] = Margin("dead", s.dead, th.dead, s.dead - th.dead, th.dead_band)
+    if not math.isnan(s.saturated):
+        out[SATURATING] = Margin("saturated", s.saturated, th.saturated,
+                                 s.saturated - th.saturated, th.saturated_band)
+    return out
 
 
 def _judge_layer(s: LayerSummary, th: Thresholds) -> LayerVerdict:
@@ -141,7 +255,13 @@ def _judge_layer(s: LayerSummary, th: Thresholds) -> LayerVerdict:
         found[SATURATING] = f"{100 * s.saturated:.0f}% of its outputs are saturated " \
                             f"(> {100 * th.saturated:.0f}%)"
     flags = [f for f in SEVERITY if f in found]
-    return LayerVerdict(s.layer, flags, [found[f] for f in flags])
+    return LayerVerdict(s.layer, flags, [found[f] for f in flags], _margins(s, th))
+
+
+_RULE_WORDS = {"dead": "dead units", "saturated": "saturated outputs",
+               "ratio_to_last": "gradient norm / top layer's", "update_ratio": "update/weight",
+               "rms_ratio_to_last": "per-weight gradient / top layer's",
+               "grad_growth": "gradient growth"}
 
 
 @dataclass
@@ -149,8 +269,11 @@ class Diagnosis:
     """The verdicts of one probe record.
 
     Attributes:
-        network: the network's verdict: the most severe problem, or ``"healthy"``.
-        problems: every problem found, most severe first.
+        network: the network's verdict: the most severe problem found clearly (past its
+            threshold and outside the borderline band) in some layer, or ``"healthy"``.
+        problems: every problem found clearly, most severe first.
+        borderline: problems found only within their band of the threshold (either side) —
+            a longer probe or another seed can tip them either way.
         layers: the per-layer summaries; verdicts: the per-layer verdicts (same order).
         steps: number of samples and the training steps they cover.
     """
@@ -161,10 +284,17 @@ class Diagnosis:
     verdicts: list[LayerVerdict]
     steps: tuple[int, int, int] = (0, 0, 0)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    borderline: list[str] = field(default_factory=list)
 
     def flagged(self, problem: str) -> list[str]:
-        """Names of the layers flagged with ``problem``."""
+        """Names of the layers flagged with ``problem`` (borderline flags included)."""
         return [v.layer for v in self.verdicts if problem in v.flags]
+
+    def closest(self, problem: str) -> tuple[str, Margin] | None:
+        """The layer whose value is furthest past (or closest to) ``problem``'s threshold."""
+        found = [(v.layer, v.margins[problem]) for v in self.verdicts if problem in v.margins]
+        found = [(name, m) for name, m in found if not math.isnan(m.margin)]
+        return max(found, key=lambda lm: lm[1].margin) if found else None
 
     @property
     def remedies(self) -> dict[str, str]:
@@ -174,38 +304,57 @@ class Diagnosis:
         """(header, rows) of the per-layer table."""
         return TABLE_HEADER, table_rows(self.layers, [v.verdict for v in self.verdicts])
 
+    def headline(self) -> str:
+        """The network verdict line, e.g. ``Network verdict: HEALTHY — borderline: dying
+        (50 samples, steps 0–294).``"""
+        n, first, last = self.steps
+        near = f" — borderline: {', '.join(self.borderline)}" if self.borderline else ""
+        return f"Network verdict: {self.network.upper()}{near} ({n} samples, steps {first}–{last})."
+
     def text(self) -> str:
         """The network verdict, where it was seen and the remedies, as plain lines."""
-        n, first, last = self.steps
-        lines = [f"Network verdict: {self.network.upper()} "
-                 f"({n} samples, steps {first}–{last})."]
+        lines = [self.headline()]
         for p in self.problems:
-            layers = self.flagged(p)
+            layers = [v.layer for v in self.verdicts if p in v.clear]
             shown = ", ".join(layers[:6]) + (f" and {len(layers) - 6} more"
                                              if len(layers) > 6 else "")
-            why = next(v.reasons[v.flags.index(p)] for v in self.verdicts if p in v.flags)
+            why = next(v.reasons[v.flags.index(p)] for v in self.verdicts if p in v.clear)
             guard = [v for v in self.verdicts if p in v.flags
                      and "NaN guard" in v.reasons[v.flags.index(p)]]
             if guard:
                 why = guard[0].reasons[guard[0].flags.index(p)]
             lines.append(f"- {p} in {shown} (e.g. {why}).")
             lines.extend("  " + r for r in REMEDIES[p].split("\n"))
-        if not self.problems:
+        for p in self.borderline:
+            layer, m = self.closest(p)
+            value = f"{m.value * 100:.0f}%" if m.rule in ("dead", "saturated") else f"{m.value:.2g}"
+            lines.append(f"- borderline {p}: {layer} {_RULE_WORDS.get(m.rule, m.rule)} {value}, "
+                         f"{m.words()} — within the band where a longer probe or another "
+                         "seed can tip the verdict.")
+        if not self.problems and not self.borderline:
             lines.append("Gradients flow to every layer at a similar scale; no dead or "
                          "saturated layers.")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """Plain data (JSON-ready): network verdict, problems, remedies, per-layer values."""
+        """Plain data (JSON-ready): network verdict, problems, borderline problems, remedies,
+        per-layer values and the margin of each rule to its threshold."""
         def num(x: float) -> float | None:
             return None if math.isnan(x) or math.isinf(x) else float(x)
 
+        margins = {}
+        for p in SEVERITY:
+            c = self.closest(p)
+            if c is not None:
+                margins[p] = {"layer": c[0], **c[1].to_dict()}
         return {
-            "network": self.network, "problems": self.problems, "remedies": self.remedies,
+            "network": self.network, "problems": self.problems, "borderline": self.borderline,
+            "remedies": self.remedies, "margins": margins,
             "samples": self.steps[0], "first_step": self.steps[1], "last_step": self.steps[2],
             "thresholds": self.thresholds.__dict__,
             "layers": [{"layer": s.layer, "kind": s.kind, "verdict": v.verdict,
-                        "flags": v.flags, "reasons": v.reasons,
+                        "flags": v.flags, "reasons": v.reasons, "borderline": v.borderline,
+                        "margins": {p: m.to_dict() for p, m in v.margins.items()},
                         **{k: num(getattr(s, k)) for k in (
                             "act_mean", "act_std", "saturated", "dead", "grad_norm",
                             "ratio_to_last", "rms_ratio_to_last", "update_ratio",
@@ -227,8 +376,8 @@ def judge(record: ProbeRecord, thresholds: Thresholds | None = None) -> Diagnosi
 
     Example:
         >>> d = judge(probe.record())                 # doctest: +SKIP
-        >>> d.network, d.flagged("vanishing")[:2]     # doctest: +SKIP
-        ('vanishing', ['hidden1', 'hidden2'])
+        >>> d.network, d.flagged("vanishing")[:2], d.borderline     # doctest: +SKIP
+        ('vanishing', ['hidden1', 'hidden2'], [])
     """
     th = thresholds or Thresholds()
     summaries = summarize(record)
@@ -241,13 +390,17 @@ def judge(record: ProbeRecord, thresholds: Thresholds | None = None) -> Diagnosi
             f" and names {param}" if param else "")
         for i in (hit[:1] or range(len(verdicts))):
             v = verdicts[i]
+            v.margins[EXPLODING] = Margin("nonfinite", 1.0, 0.0, math.inf, 0.0)
             if EXPLODING in v.flags:
                 v.reasons[0] = f"{reason}; {v.reasons[0]}"
             else:
                 v.flags.insert(0, EXPLODING)
                 v.reasons.insert(0, reason)
-    problems = [p for p in SEVERITY if any(p in v.flags for v in verdicts)]
+    problems = [p for p in SEVERITY if any(p in v.clear for v in verdicts)]
+    borderline = [p for p in SEVERITY if p not in problems
+                  and any(p in v.borderline for v in verdicts)]
     n = len(record)
     steps = (n, int(record.steps[0]) if n else 0, int(record.steps[-1]) if n else 0)
     return Diagnosis(network=problems[0] if problems else HEALTHY, problems=problems,
-                     layers=summaries, verdicts=verdicts, steps=steps, thresholds=th)
+                     layers=summaries, verdicts=verdicts, steps=steps, thresholds=th,
+                     borderline=borderline)

@@ -10,7 +10,7 @@ from trainwell.diagnose.plots import plot_diagnostics
 from trainwell.diagnose.probes import GradientProbe
 from trainwell.diagnose.stats import ProbeRecord
 from trainwell.diagnose.verdicts import Thresholds, judge
-from trainwell.report.rundir import add_summary_section
+from trainwell.report.rundir import add_summary_section, read_summary, write_summary
 
 __all__ = ["write_run_diagnostics", "SECTION_TITLE"]
 
@@ -25,7 +25,8 @@ def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.
     Writes ``diagnostics/probes.npz`` (all samples), ``diagnostics/verdict.json``,
     ``plots/gradient_norms.png`` (heatmap of log10 gradient norm per layer over training) and
     ``plots/activation_std.png``, and adds the "Gradient health" section (per-layer table and
-    network verdict with remedies) to ``summary.json``, so ``report.html`` shows it.
+    network verdict with remedies) to ``summary.json``, so ``report.html`` shows it; the
+    verdict itself is stored as data under ``summary.json``'s ``"diagnosis"`` key.
 
     Args:
         probe: the :class:`GradientProbe` used in the fit (or its record).
@@ -50,5 +51,8 @@ def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.
     files += plot_diagnostics(record, run / "plots")
     header, rows = diagnosis.table()
     add_summary_section(run, SECTION_TITLE, [header, *rows], diagnosis.text())
+    summary = read_summary(run)   # the verdict as data: network, problems, borderline, margins
+    summary["diagnosis"] = verdict
+    write_summary(run, summary)
     verdict["files"] = [str(f) for f in files]
     return verdict
