@@ -28,7 +28,7 @@ __all__ = ["app", "main", "COMMANDS", "fail"]
 
 #: Command modules imported (in this order) from ``trainwell.cli``.
 COMMANDS = ["fit", "evaluate", "predict", "recipes", "data", "diagnose", "transfer", "study",
-            "export", "lrfind", "tune", "compare"]
+            "export", "lrfind", "tune", "compare", "advise"]
 
 EXIT_USER_ERROR = 2
 

@@ -164,7 +164,8 @@ class Margin:
 
     def to_dict(self) -> dict:
         def num(x: float) -> float | str | None:
-            return None if math.isnan(x) else (x if math.isfinite(x) else "inf")
+            return None if math.isnan(x) else (x if math.isfinite(x) else
+                                               "inf" if x > 0 else "-inf")
 
         return {"rule": self.rule, "value": num(self.value), "threshold": self.threshold,
                 "margin": num(self.margin), "band": self.band, "borderline": self.borderline}
