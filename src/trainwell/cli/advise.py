@@ -56,7 +56,7 @@ def advise_command(
         if not try_:
             raise ConfigError("--seeds/--set/--out", seeds or set_ or str(out),
                               "these options only with --try")
-        from trainwell.recipe import apply_overrides, load_recipe
+        from trainwell.config import apply_overrides, load_recipe
         from trainwell.train.rng import parse_seeds
 
         run_seeds = parse_seeds(seeds) if seeds is not None else None
@@ -74,8 +74,8 @@ def advise_command(
         typer.echo(advice.text())
     if not try_:
         return
-    from trainwell.compare import print_table
     from trainwell.studies.advise_try import try_proposals
+    from trainwell.studies.compare import print_table
 
     result = try_proposals(advice, seeds=run_seeds, overrides=list(set_), out=out,
                            quiet=quiet or as_json, console=None if as_json else console)

@@ -251,7 +251,7 @@ def propose(findings: Sequence[Finding], recipe: Any, *, limit: int = 3) -> list
     order), then second remedies, and so on; the same change is proposed once, naming every
     finding it answers.
     """
-    from trainwell.recipe import apply_overrides
+    from trainwell.config import apply_overrides
 
     current = recipe.flat()
     picked: list[Proposal] = []

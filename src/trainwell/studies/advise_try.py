@@ -3,7 +3,7 @@
 Every variant runs through :func:`trainwell.compare.run_comparison` with the same seeds, so
 each seed gives every variant the same validation split, the same order of mini-batches and,
 where the architectures match, the same initial weights. A change *helped* when its best
-validation metric beats the current recipe's on average over the seeds; the paired
+validation metric beats the current recipe's on average over the random seeds; the paired
 differences (same seed) give the mean ± std of the gain. ``improved.toml`` is the run's recipe
 with the best row's change (or unchanged when nothing beat it); budget overrides passed to
 :func:`try_proposals` (fewer epochs, a data limit) are not written into it.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ class TryResult:
     Attributes:
         comparison: the :class:`~trainwell.compare.Comparison` (directory, rows, runs).
         rows: one per variant: ``variant``, ``sets``, ``mean``, ``std``, ``gain_mean``,
-            ``gain_std`` (paired over the seeds, in the metric's units; positive = better),
+            ``gain_std`` (paired over the random seeds, in the metric's units; positive = better),
             ``helped``, ``seeds``.
         best: the name of the best variant; improved: the path of ``improved.toml``.
     """
@@ -60,8 +59,10 @@ class TryResult:
             if r["variant"] == CURRENT:
                 continue
             verdict = "helped" if r["helped"] else "did not help"
-            out.append(f"{r['variant']}: {verdict} ({self.metric} {fmt(r['gain_mean'], r['gain_std'])}"
-                       f" vs current over seeds {', '.join(map(str, r['seeds']))})")
+            used = ", ".join(map(str, r["seeds"]))
+            gain = fmt(r["gain_mean"], r["gain_std"])
+            out.append(f"{r['variant']}: {verdict} ({self.metric} {gain} vs current, "
+                       f"seeds {used})")
         out.append(f"best: {self.best} → {self.improved}")
         return out
 
@@ -70,9 +71,21 @@ class TryResult:
                 "best": self.best, "improved": str(self.improved), "rows": self.rows}
 
 
-def _label(i: int, title: str) -> str:
-    words = re.sub(r"[^A-Za-z0-9]+", "-", title.lower()).strip("-")
-    return f"{i}-{words[:32].rstrip('-')}"
+def _label(sets: Sequence[str]) -> str:
+    """``dropout=0.2`` or ``activation=elu,init=auto``: the change itself names the row."""
+    return ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in (s.partition("=") for s in sets))
+
+
+def _best(rows: list[dict[str, Any]], metric: str) -> int:
+    """The best row by mean; a tie keeps the earlier row (the current recipe first): a change
+    must beat the current recipe to replace it."""
+    sign = 1.0 if "acc" in metric else -1.0
+    best = 0
+    for i, r in enumerate(rows):
+        m, b = r["best_mean"], rows[best]["best_mean"]
+        if math.isfinite(m) and (not math.isfinite(b) or sign * (m - b) > 0):
+            best = i
+    return best
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -102,9 +115,9 @@ def try_proposals(advice: Any, *, seeds: Sequence[int] | None = None,
     Raises:
         ConfigError: no proposal to try, or bad seeds / overrides (before any training).
     """
-    from trainwell.compare import Variant, _best_index, run_comparison
+    from trainwell.config import apply_overrides, save_recipe
     from trainwell.errors import ConfigError
-    from trainwell.recipe import apply_overrides, save_recipe
+    from trainwell.studies.compare import Variant, run_comparison
     from trainwell.train.rng import parse_seeds
 
     if not advice.proposals:
@@ -113,8 +126,8 @@ def try_proposals(advice: Any, *, seeds: Sequence[int] | None = None,
     seeds = parse_seeds(list(seeds)) if seeds else [int(advice.recipe.train.seed)]
     base = apply_overrides(advice.recipe, list(overrides))
     variants = [Variant(CURRENT, base, {})]
-    for i, p in enumerate(advice.proposals, 1):
-        variants.append(Variant(_label(i, p.title), apply_overrides(base, p.sets),
+    for p in advice.proposals:
+        variants.append(Variant(_label(p.sets), apply_overrides(base, p.sets),
                                 {s.partition("=")[0]: s.partition("=")[2] for s in p.sets}))
     folder = Path(out) if out is not None else Path(advice.run_dir).parent
     comparison = run_comparison(variants, seeds=seeds, out=folder,
@@ -133,8 +146,7 @@ def try_proposals(advice: Any, *, seeds: Sequence[int] | None = None,
                      "gain_std": g_std, "helped": bool(v.name != CURRENT and g_mean is not None
                                                        and g_mean > 0),
                      "seeds": list(crow["seeds"])})
-    i = _best_index(comparison.rows)
-    best = variants[i if i is not None else 0]
+    best = variants[_best(comparison.rows, metric)]
     improved_recipe = apply_overrides(advice.recipe, [f"{k}={x}" for k, x in best.changes.items()]
                                       + [f"name={advice.recipe.name}-improved"])
     if best.name != CURRENT:
@@ -150,7 +162,7 @@ def try_proposals(advice: Any, *, seeds: Sequence[int] | None = None,
 
 def _record_in_run(run_dir: Path, result: TryResult) -> None:
     """The measured table as a section of the advised run's report."""
-    from trainwell.run import add_summary_section, write_report
+    from trainwell.report.rundir import add_summary_section, write_report
 
     pct = "acc" in result.metric
     table = [["variant", "changes", f"best {result.metric}", "gain vs current", "helped"]]

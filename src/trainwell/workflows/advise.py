@@ -185,7 +185,7 @@ def advise_run(run: str | os.PathLike, *, probe_steps: int = 300, lr_finder: boo
     Raises:
         ConfigError: not a finished run directory with a history and a readable summary.
     """
-    from trainwell.recipe import load_recipe
+    from trainwell.config import load_recipe
 
     path, history, summary = check_run(run)
     if isinstance(probe_steps, bool) or not isinstance(probe_steps, int) or probe_steps < 0:
@@ -205,7 +205,7 @@ def advise_run(run: str | os.PathLike, *, probe_steps: int = 300, lr_finder: boo
         source = "probe"
     suggestion = None
     if lr_finder and wants_lr_finder(history):
-        from trainwell.lrfind import lr_find_recipe
+        from trainwell.workflows.lrfind import lr_find_recipe
 
         if splits is None:
             splits = _load_splits(recipe, progress)
@@ -223,14 +223,19 @@ def advise_run(run: str | os.PathLike, *, probe_steps: int = 300, lr_finder: boo
 
 
 def _load_splits(recipe: Any, progress: bool) -> Any:
-    from trainwell.compose import load_splits
+    from trainwell.workflows.compose import load_splits
 
     return load_splits(recipe, progress=progress)
 
 
 def write_advice(advice: Advice) -> None:
     """Put the advice into the run's ``summary.json`` (data and section) and ``report.html``."""
-    from trainwell.run import add_summary_section, read_summary, write_report, write_summary
+    from trainwell.report.rundir import (
+        add_summary_section,
+        read_summary,
+        write_report,
+        write_summary,
+    )
 
     table, text = advice.section()
     add_summary_section(advice.run_dir, SECTION_TITLE, table or None, text)
