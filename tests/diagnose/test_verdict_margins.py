@@ -114,14 +114,14 @@ needs_data = pytest.mark.skipif(not ROOT or not (Path(ROOT) / "fashion-mnist").i
 @pytest.fixture(scope="module")
 def fashion():
     """The demonstrations' data (Fashion-MNIST, standardized), loaded once."""
-    from trainwell.compose import load_splits
-    from trainwell.recipe import resolve
+    from trainwell.config import resolve
+    from trainwell.workflows.compose import load_splits
 
     return load_splits(resolve("diagnose_he_relu"), progress=False)
 
 
 def _demos() -> list[str]:
-    from trainwell.recipe import builtin_recipes
+    from trainwell.config import builtin_recipes
 
     return [n for n in builtin_recipes() if n.startswith("diagnose_")]
 
@@ -131,7 +131,7 @@ def _demos() -> list[str]:
 @needs_data
 @pytest.mark.parametrize("name", _demos())
 def test_network_verdict_is_the_same_at_150_300_and_600_steps_or_borderline(name, fashion):
-    from trainwell.diagnose import diagnose
+    from trainwell.workflows.diagnose import diagnose
 
     # one 600-step run sampled every 3 steps holds the samples of the 150- and 300-step runs:
     # same seed, same init and batch order, and the probe does not change training

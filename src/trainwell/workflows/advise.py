@@ -197,7 +197,7 @@ def advise_run(run: str | os.PathLike, *, probe_steps: int = 300, lr_finder: boo
     diagnosis = _saved_diagnosis(path, summary)
     source = "fit" if diagnosis else "none"
     if diagnosis is None and probe_steps > 0:
-        from trainwell.diagnose import diagnose
+        from trainwell.workflows.diagnose import diagnose
 
         if splits is None:
             splits = _load_splits(recipe, progress)
