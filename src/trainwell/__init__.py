@@ -74,7 +74,7 @@ _EXPORTS: dict[str, str] = {
     "HistoryLogger": "trainwell.train",
     "ProgressCallback": "trainwell.train",
     "BatchIterator": "trainwell.train",
-    "make_train_step": "trainwell.train.fast",
+    "make_train_step": "trainwell.train.step",
     # shipping and uncertainty
     "export_model": "trainwell.export",
     "mc_predict": "trainwell.workflows.uncertainty",

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from trainwell.errors import ConfigError, DataError
 from trainwell.registry import Registry
 
-__all__ = ["TASKS", "Task", "get_task"]
+__all__ = ["TASKS", "Task", "get_task", "task_with_loss"]
 
 TASKS = Registry("task")
 
@@ -239,3 +239,42 @@ def get_task(name: str = "multiclass", loss: str | None = None) -> Task:
     if isinstance(name, Task):
         return name
     return TASKS.get(name, field="model.task").obj(loss)
+
+
+@dataclass(frozen=True)
+class _LossFnTask(Task):
+    """A task whose loss is a user's callable: targets as given, the loss as the only metric."""
+
+    fn: Callable[[Tensor, Tensor], Tensor] | None = None
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.fn(logits, target)
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return logits
+
+    def extra_sums(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    def metric_sums(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
+        return {"loss": self.fn(logits, target) * target.shape[0]}
+
+    def prepare_targets(self, y: object) -> Tensor:
+        return y if isinstance(y, Tensor) else torch.as_tensor(y)
+
+    def validate_targets(self, y: Tensor, n_outputs: int, field: str = "y") -> None:
+        return None  # the callable knows what it accepts
+
+
+def task_with_loss(fn: Callable[[Tensor, Tensor], Tensor]) -> Task:
+    """A task whose loss is ``fn(outputs, targets) -> scalar`` (e.g. ``F.mse_loss``).
+
+    Targets are used as given (no conversion, no checks); the loss is the only metric.
+
+    Example:
+        >>> task_with_loss(F.mse_loss).loss(torch.ones(2, 1), torch.zeros(2, 1))
+        tensor(1.)
+    """
+    if not callable(fn):
+        raise ConfigError("model.loss", fn, "a callable loss(outputs, targets)")
+    return _LossFnTask("custom", getattr(fn, "__name__", "custom"), (), torch.float32, fn=fn)

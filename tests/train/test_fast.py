@@ -143,26 +143,35 @@ def _raiser(*args, **kwargs):
     raise RuntimeError("C++ compiler not found")
 
 
-def test_needs_eager_step_for_callbacks_that_look_inside_the_step():
-    class Probe:
+def test_needs_eager_step_reads_what_each_callback_declares():
+    """No class-name checks: a callback declares the steps it must see op by op."""
+    from trainwell.diagnose import GradientProbe
+    from trainwell.train import Callback, NanGuard
+
+    class NamedLikeAProbe(Callback):  # a name alone decides nothing
         every = 5
 
-    Probe.__name__ = "GradientProbe"
+        def on_after_backward(self, t, step): ...
 
-    class NanGuard:
-        check_every = 10
+    NamedLikeAProbe.__name__ = "GradientProbe"
 
-    class Asks:
+    class Always(Callback):
+        needs_eager_step = True
+
+    class Never(Callback):
+        needs_eager_step = False
+
+        def on_after_backward(self, t, step): ...
+
+    class Asks:  # the older method name still works
         def needs_backward_hook(self, step):
             return step == 3
 
-    class Unknown:
-        def on_after_backward(self, t, step): ...
-
-    assert [s for s in range(12) if needs_eager_step([Probe()], s)] == [0, 5, 10]
-    assert [s for s in range(25) if needs_eager_step([NanGuard()], s)] == [9, 19]
+    assert [s for s in range(12) if needs_eager_step([GradientProbe(every=5)], s)] == [0, 5, 10]
+    assert [s for s in range(25) if needs_eager_step([NanGuard(check_every=10)], s)] == [9, 19]
     assert [s for s in range(6) if needs_eager_step([Asks()], s)] == [3]
-    assert needs_eager_step([Unknown()], 1) and not needs_eager_step([], 1)
+    assert needs_eager_step([NamedLikeAProbe()], 1) and needs_eager_step([Always()], 1)
+    assert not needs_eager_step([Never()], 1) and not needs_eager_step([], 1)
 
 
 def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dynamo):
@@ -183,7 +192,7 @@ def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dyna
         return t
 
     ref, fast = run(False), run(True)
-    assert fast._fast.compiled_steps > 0 and fast._fast.compiled_steps < fast.step
+    assert fast.train_step.compiled_steps > 0 and fast.train_step.compiled_steps < fast.step
     for k, v in ref.model.state_dict().items():
         torch.testing.assert_close(fast.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
     for a, b in zip(ref.history, fast.history, strict=True):

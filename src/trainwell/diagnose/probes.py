@@ -201,10 +201,12 @@ class GradientProbe(Callback):
         self.divergence: dict | None = None
         self.post_mortem_step: int | None = None
 
-    def needs_backward_hook(self, step: int) -> bool:
+    def needs_eager_step(self, step: int) -> bool:
         """Whether step ``step`` is sampled: the trainer then runs it op by op (not as one
         compiled graph) so that the activations and gradients can be read."""
         return step % self.every == 0
+
+    needs_backward_hook = needs_eager_step  # the older name
 
     # -- trainer events ------------------------------------------------------------------------
     def on_fit_start(self, t) -> None:
@@ -212,7 +214,7 @@ class GradientProbe(Callback):
             self.layers = find_layers(t.model)
 
     def on_batch_start(self, t, step: int) -> None:
-        if not self.needs_backward_hook(step) or not self.layers:
+        if not self.needs_eager_step(step) or not self.layers:
             return
         self._finish(None)   # a previous sample cut short (e.g. stopped before its batch end)
         self._pending = {"step": int(step), "act": [None] * len(self.layers)}

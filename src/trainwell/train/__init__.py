@@ -14,6 +14,7 @@ from trainwell.train.callbacks import (
     EVENTS,
     Callback,
     CallbackList,
+    CancelStep,
     EarlyStopping,
     HistoryLogger,
     NanGuard,
@@ -26,11 +27,14 @@ from trainwell.train.checkpoint import (
     save_checkpoint,
 )
 from trainwell.train.history import History
+from trainwell.train.lr_finder import LRFinder
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
+from trainwell.train.step import StepOutput, TrainStep, make_train_step
 from trainwell.train.trainer import Trainer, resolve_device
 
 __all__ = [
     "Trainer", "History", "BatchIterator", "resolve_device",
+    "TrainStep", "StepOutput", "make_train_step", "CancelStep", "LRFinder",
     "Callback", "CallbackList", "EVENTS", "EarlyStopping", "NanGuard", "HistoryLogger",
     "ProgressCallback", "ModelCheckpoint", "save_checkpoint", "load_checkpoint",
     "find_checkpoint", "seed_everything", "get_rng_state", "set_rng_state",

@@ -15,7 +15,7 @@ class BatchIterator:
     Each epoch draws one ``torch.randperm`` from a private, seeded ``torch.Generator`` (so the
     order does not depend on the global RNG, and resumes exactly); a batch is
     ``x.index_select(0, perm[i:i+batch_size])`` — no per-sample Python. The last partial batch
-    is kept. Without shuffling, batches are slices (views, no copy).
+    is kept unless ``drop_last``. Without shuffling, batches are slices (views, no copy).
 
     Args:
         x, y: tensors with the same first dimension, on the training device.
@@ -26,6 +26,7 @@ class BatchIterator:
             gets items ``rank, rank+N, ...`` of every global batch of ``batch_size`` samples:
             the workers see disjoint shards of the same seeded permutation, and the epoch has
             as many (global) steps as on one process.
+        drop_last: leave out the last partial batch (default False).
 
     Example:
         >>> it = BatchIterator(torch.arange(5.), torch.arange(5), batch_size=2, seed=1)
@@ -36,7 +37,7 @@ class BatchIterator:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 32,
                  shuffle: bool = True, seed: int = 0,
                  generator: torch.Generator | None = None, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, drop_last: bool = False):
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
         self.x, self.y = x, y
@@ -44,11 +45,14 @@ class BatchIterator:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.rank, self.world_size = int(rank), int(world_size)
+        self.drop_last = bool(drop_last)
         self.generator = generator if generator is not None else torch.Generator()
         if generator is None:
             self.generator.manual_seed(seed)
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.n // self.batch_size
         return -(-self.n // self.batch_size)
 
     def permutation(self) -> torch.Tensor | None:

@@ -45,11 +45,21 @@ import trainwell.train.distributed as distributed
 from trainwell.errors import ConfigError, TrainwellRuntimeWarning
 from trainwell.train.history import _maximized
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "NanGuard", "HistoryLogger",
-           "ProgressCallback", "EVENTS"]
+__all__ = ["Callback", "CallbackList", "CancelStep", "EarlyStopping", "NanGuard",
+           "HistoryLogger", "ProgressCallback", "EVENTS"]
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_start", "on_after_backward",
           "on_batch_end", "on_validation_end", "on_epoch_end", "on_fit_end", "on_exception")
+
+
+class CancelStep(Exception):  # noqa: N818 - a signal, like fastai's CancelStepException
+    """Raised by an ``on_after_backward`` callback to skip this batch's update.
+
+    The gradients have been computed but nothing is applied: no clipping, no optimizer step,
+    no max-norm, and the schedule does not advance. The batch still counts (its loss and
+    metrics, ``on_batch_end``); set ``t.stop_training`` as well to end the run.
+    :class:`NanGuard` raises it when the gradients are not finite.
+    """
 
 
 class Callback:
@@ -65,6 +75,11 @@ class Callback:
     """
 
     order: int = 0
+    #: Whether a step must run op by op (not as one compiled graph, ``compile = true``) so that
+    #: this callback can look inside it: ``True``, ``False``, or a method
+    #: ``needs_eager_step(step) -> bool`` for a callback that looks inside some steps only.
+    #: ``None`` (default): every step, when the callback handles ``on_after_backward``.
+    needs_eager_step: Any = None
 
     @property
     def state_key(self) -> str:
@@ -108,6 +123,9 @@ class CallbackList:
         self.batch_start = self.by_event["on_batch_start"]
         self.after_backward = self.by_event["on_after_backward"]
         self.batch_end = self.by_event["on_batch_end"]
+        # The callbacks that may need a step op by op (see Callback.needs_eager_step).
+        self.eager_step = tuple(cb for cb in self.callbacks if cb in self.after_backward
+                                or getattr(cb, "needs_eager_step", None) not in (None, False))
         self.keys = self._stable_keys()
 
     def _stable_keys(self) -> list[str]:
@@ -274,9 +292,12 @@ class NanGuard(Callback):
             for k, v in state.items():
                 self._good[k].copy_(v)
 
+    def needs_eager_step(self, step: int) -> bool:
+        return (step + 1) % self.check_every == 0
+
     def on_after_backward(self, t, step):
-        if (step + 1) % self.check_every == 0:
-            self._check(t, step)
+        if (step + 1) % self.check_every == 0 and not self._check(t, step):
+            raise CancelStep  # non-finite gradients: this update is not applied
 
     def _measure(self, t) -> tuple[list[str], list[float], bool]:
         """Names and norms of the current gradients, and whether the last loss is finite."""
@@ -295,16 +316,18 @@ class NanGuard(Callback):
         # host sync: the line above, once per check_every steps
         return [n for n, _ in present], values[1:], math.isfinite(values[0])
 
-    def _check(self, t, step) -> None:
+    def _check(self, t, step) -> bool:
+        """Whether the loss and the gradients are finite (else: diverged)."""
         names, norms, loss_finite = self._measure(t)
         if loss_finite and all(math.isfinite(v) for v in norms):
             self._prev_norms = norms
             self._snapshot(t)
-            return
+            return True
         precision = getattr(t, "precision", None)
         if loss_finite and precision is not None and precision.gradients_may_overflow():
-            return  # fp16: the gradient scaler skips this step and lowers its factor
+            return True  # fp16: the gradient scaler skips this step and lowers its factor
         self._diverged(t, step, names, norms, loss_finite)
+        return False
 
     def on_epoch_end(self, t, epoch, logs):
         # Between two checks the epoch's loss can go non-finite: the gradients of the last

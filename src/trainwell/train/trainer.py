@@ -1,9 +1,9 @@
 """The Trainer: a thin, fast loop over tensors that already live on the device.
 
-One training step (``Trainer._train_step``) reads top to bottom: zero the gradients, forward,
-loss (+ ℓ1/ℓ2 kernel penalty), backward, ``on_after_backward``, clip, optimizer step,
-max-norm, learning-rate schedule. Metrics accumulate in device tensors and are read once per
-epoch (the one host sync, marked below).
+Each batch is one call of the training step (:class:`~trainwell.train.step.TrainStep`:
+forward, loss + ℓ1/ℓ2 kernel penalty, backward, ``on_after_backward``, clip, optimizer step,
+max-norm, learning-rate schedule — the one update body, compiled or not). Metrics accumulate in
+device tensors and are read once per epoch (the one host sync, marked below).
 """
 
 from __future__ import annotations
@@ -22,22 +22,19 @@ from torch import nn
 
 import trainwell.train.distributed as distributed
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
-from trainwell.tasks import Task, get_task
+from trainwell.tasks import TASKS, Task, get_task
 from trainwell.train.batches import BatchIterator
-from trainwell.train.callbacks import Callback, CallbackList
+from trainwell.train.callbacks import Callback, CallbackList, CancelStep
 from trainwell.train.checkpoint import find_checkpoint
-from trainwell.train.fast import make_train_step, needs_eager_step
 from trainwell.train.history import History
 from trainwell.train.precision import Precision
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
+from trainwell.train.step import TrainStep, needs_eager_step
 
 __all__ = ["Trainer", "resolve_device", "CHECKPOINT_FORMAT"]
 
 #: Version of the checkpoint dict layout written by :meth:`Trainer.state_dict`.
 CHECKPOINT_FORMAT = 1
-
-# Schedules whose lr does not change from step to step: the per-step update is skipped.
-_STEPLESS = ("constant", "performance")
 
 
 def _mps_available() -> bool:
@@ -101,7 +98,7 @@ class Trainer:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
         seed: seeds torch, NumPy, Python ``random`` and the shuffling generator (default 0).
         compile: compile the whole step (forward, backward, clipping, optimizer update,
-            max-norm) into one graph with ``torch.compile`` (see ``trainwell.train.fast``;
+            max-norm) into one graph with ``torch.compile`` (see ``trainwell.train.step``;
             the first step takes seconds to compile); on any failure trainwell
             warns once and trains eagerly.
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (autocast forward; fp16
@@ -199,8 +196,8 @@ class Trainer:
                           "this run trains op by op", TrainwellRuntimeWarning, stacklevel=2)
             self.compile = False
         self._loss_weight = 1.0  # ≠ 1 on a batch that does not split evenly over the workers
-        self._compiled = None
-        self._fast = None  # the compiled whole step (compile=True)
+        self.train_step: TrainStep | None = None  # the update body (train/step.py)
+        self._after_backward_cbs: tuple[Callback, ...] = ()
         self.generator = torch.Generator().manual_seed(seed)  # shuffling only (CPU, resumable)
 
         self.history = History()
@@ -252,7 +249,7 @@ class Trainer:
             from trainwell.data import validate_arrays
         except ImportError:  # the data layer is optional for the trainer
             validate_arrays = None
-        if validate_arrays is not None:  # also checks the features for NaN/Inf
+        if validate_arrays is not None and self.task.name in TASKS:  # + features NaN/Inf
             validate_arrays(x_in, y_in, task=self.task.name, n_outputs=n_outputs,
                             input_shape=tuple(x.shape[1:]), where=f"{field}.x")
         elif not bool(torch.isfinite(x).all()):  # host sync: once per fit, before training
@@ -300,62 +297,31 @@ class Trainer:
         apply_schedule(self.optimizer, self.schedule, self.step)
 
     # ------------------------------------------------------------------ the step
-    def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor):
-        with self.precision.autocast():  # fp32: no-op; bf16/fp16: the forward pass and loss
-            logits = self._ddp(xb)
-            return logits, self.task.loss(logits, yb)
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int) -> torch.Tensor:
+        """Global step ``step`` on one batch (the one update body: train/step.py); returns
+        the logits. No host sync in here."""
+        out = self.train_step(xb, yb, step)
+        self.last_loss = out.loss  # NanGuard reads it every k steps
+        if out.penalty is not None:
+            self._sums["penalty"].add_(out.penalty, alpha=len(yb))
+        return out.logits
 
-    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int):
-        """Global step ``step`` on one batch; returns the logits. No host sync in here."""
-        opt = self.optimizer
-        if self._fast is not None and not needs_eager_step(self._after_backward, step):
-            # compile=True: the same update as below, captured as one graph (train/fast.py);
-            # steps a callback looks inside (probes, NaN checks) run the eager code below.
-            logits, self.last_loss, penalty = self._fast(xb, yb)
-            if penalty is not None:
-                self._sums["penalty"].add_(penalty, alpha=len(yb))
-            if self._per_step_lr:
-                self._apply_schedule(opt, self.schedule, step + 1)
-            return logits
-        opt.zero_grad(set_to_none=True)
-        logits, loss = self._fwd(xb, yb)  # forward + data loss (mean over the batch)
-        self.last_loss = loss.detach()  # NanGuard reads it every k steps
-        if self._loss_weight != 1.0:  # DDP averages per-worker means: weight by shard size
-            loss = loss * self._loss_weight
-        if self._penalized:  # + l1·Σ|w| + l2·Σw² over the kernels
-            penalty = self._kernel_penalty(self._kernels, l1=self.l1, l2=self.l2)
-            self._sums["penalty"].add_(penalty.detach(), alpha=len(yb))
-            loss = loss + penalty
-        self.precision.scale(loss).backward()  # fp16: × the scaler's factor
-        self.precision.unscale(opt)  # fp16: events and clipping see the true gradients
-        for cb in self._after_backward:  # gradients ready: probes, NaN checks
-            cb.on_after_backward(self, step)
-        if self._after_backward and self.status == "diverged":
-            return logits  # NanGuard caught non-finite gradients: skip this update
-        if self._clipping:
-            self._clip_gradients(self._params, **self.clip)
-        self.precision.step(opt)  # fp16: skipped when the gradients overflowed
-        if self.max_norm:  # each hidden unit's incoming weights: ‖w‖₂ ≤ r
-            self._apply_max_norm(self.model, self.max_norm)
-        if self._per_step_lr:  # η (and cycled momentum) for the next step
-            self._apply_schedule(opt, self.schedule, step + 1)
-        return logits
-
-    def _fwd(self, xb, yb):
-        if self._compiled is None:
-            return self._forward_loss(xb, yb)
-        try:
-            return self._compiled(xb, yb)
-        except Exception as e:  # any compiler failure: train eagerly from here on
-            warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
-                          f"training in eager mode", TrainwellRuntimeWarning, stacklevel=3)
-            self._compiled = None
-            return self._forward_loss(xb, yb)
+    def _after_backward(self, step: int, loss: torch.Tensor) -> None:
+        """The ``on_after_backward`` event, dispatched by the step when gradients are ready."""
+        self.last_loss = loss
+        cancel = None
+        for cb in self._after_backward_cbs:  # probes, NaN checks
+            try:
+                cb.on_after_backward(self, step)
+            except CancelStep as signal_:  # every callback still sees the gradients
+                cancel = signal_
+        if cancel is not None:
+            raise cancel
 
     # ------------------------------------------------------------------ fit
     def fit(self, x: Any, y: Any, *, epochs: int = 10, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
-            resume_from: Any = None) -> History:
+            resume_from: Any = None, drop_last: bool = False) -> History:
         """Train for ``epochs`` epochs; returns :attr:`history`.
 
         Args:
@@ -365,6 +331,7 @@ class Trainer:
             batch_size: samples per step (default 32; the last partial batch is kept).
             validation_data: ``(x_val, y_val)`` evaluated after every epoch (eval mode).
             shuffle: reshuffle the training set every epoch (default True).
+            drop_last: leave out the last partial batch of each epoch (default False).
             resume_from: a checkpoint file or directory (``last.pt``, falling back to
                 ``last.prev.pt``) to continue exactly where it stopped, mid-epoch included.
 
@@ -389,10 +356,17 @@ class Trainer:
             self.load_state_dict(state)
         world = distributed.world_size()
         distributed.check_shards(int(x.shape[0]), batch_size, world)
+        if not isinstance(drop_last, bool):
+            raise ConfigError("drop_last", drop_last, "True or False")
         batches = BatchIterator(x, y, batch_size=batch_size, shuffle=shuffle,
                                 generator=self.generator, rank=distributed.rank(),
-                                world_size=world)
+                                world_size=world, drop_last=drop_last)
+        if len(batches) == 0:
+            raise ConfigError("train.batch_size", batch_size, f"at most the {x.shape[0]} "
+                              "training samples when the last partial batch is left out")
         data = {"n": int(x.shape[0]), "batch_size": batch_size, "shuffle": bool(shuffle)}
+        if drop_last:
+            data["drop_last"] = True
         saved, self._data = self._data, data
         if self._resumed and self.batch_in_epoch and saved and saved != data:
             raise ConfigError("resume_from", saved,
@@ -431,32 +405,26 @@ class Trainer:
         return self.history
 
     def _setup_step(self) -> None:
-        from trainwell.nn import apply_max_norm
-        from trainwell.optim import (
-            apply_schedule,
-            clip_gradients,
-            kernel_parameters,
-            kernel_penalty,
-        )
-        self._apply_schedule = apply_schedule
-        self._apply_max_norm = apply_max_norm
-        self._clip_gradients = clip_gradients
-        self._kernel_penalty = kernel_penalty
-        self._params = [p for p in self.model.parameters() if p.requires_grad]
-        self._clipping = any(v > 0 for v in self.clip.values())
-        self._penalized = self.l1 > 0 or self.l2 > 0
-        self._kernels = kernel_parameters(self.model) if self._penalized else []
-        self._after_backward = self.callbacks.after_backward
-        self._per_step_lr = not (getattr(self.schedule, "name", "") in _STEPLESS
-                                 and self.schedule.momentum_at(0) is None)
-        if self.compile and (self._fast is None or list(map(id, self._fast.params))
-                             != list(map(id, self._params))):  # new, or (un)frozen layers
-            self._fast = make_train_step(self.model, self.task.loss, self.optimizer,
-                                         **self.clip, l1=self.l1, l2=self.l2,
-                                         max_norm=self.max_norm, compile=True)
+        """The step object for this fit: reused while the trainable parameters and the
+        optimizer stay the same (a compiled graph is kept), rebuilt after (un)freezing."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        ts = self.train_step
+        if ts is None or ts.optimizer is not self.optimizer \
+                or list(map(id, ts.params)) != list(map(id, params)):
+            ts = self.train_step = TrainStep(
+                self.model, self.task.loss, self.optimizer, **self.clip, l1=self.l1,
+                l2=self.l2, max_norm=self.max_norm, compile=self.compile,
+                precision=self.precision, forward=self._ddp)
+        ts.set_schedule(self.schedule)
+        cbs = self.callbacks
+        self._after_backward_cbs = cbs.after_backward
+        ts.after_backward = self._after_backward if cbs.after_backward else None
+        eager = cbs.eager_step
+        ts.needs_eager = (lambda step: needs_eager_step(eager, step)) if eager else None
 
     def _new_sums(self) -> dict[str, torch.Tensor]:
-        names = ["loss", *self.task.metrics] + (["penalty"] if self._penalized else [])
+        penalized = self.l1 > 0 or self.l2 > 0
+        names = ["loss", *self.task.metrics] + (["penalty"] if penalized else [])
         return {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in names}
 
     def _run_epoch(self, batches: BatchIterator, val) -> None:
@@ -486,6 +454,7 @@ class Trainer:
                 if shard_here:
                     xb, yb = distributed.shard(xb), distributed.shard(yb)
                 self._loss_weight = distributed.loss_weight(len(yb), n_global, world)
+                self.train_step.loss_weight = self._loss_weight
             step = self.step
             for cb in batch_start:
                 cb.on_batch_start(self, step)
@@ -528,7 +497,7 @@ class Trainer:
         if self.schedule is not None and self.status != "diverged":
             metric = logs.get("val_loss", logs.get("loss"))
             self.schedule.on_epoch_end(epoch, metric)
-            if not self._per_step_lr:
+            if not self.train_step.per_step_lr:
                 self._apply_lr()
         self.epoch = epoch
         self.batch_in_epoch = 0
