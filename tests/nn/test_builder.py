@@ -224,7 +224,7 @@ def test_auto_init_gives_hidden_layers_the_activation_match_and_output_glorot():
     (dict(hidden="300"), "model.hidden"),
     (dict(batch_norm="middle"), "model.batch_norm"),
     (dict(bn_momentum=1.0), "model.bn_momentum"),
-    (dict(bn_momentum=0), "model.bn_momentum"),
+    (dict(bn_momentum=-0.1), "model.bn_momentum"),  # 0 is accepted, as in Keras (test_checks)
     (dict(bn_epsilon=0), "model.bn_epsilon"),
     (dict(init="orthogonal"), "model.init"),
     (dict(init_distribution="cauchy"), "model.init_distribution"),

@@ -8,8 +8,8 @@ Example:
     ['model.hidden', 'train.epochs']
 """
 
+from trainwell.config.accepted import accepted_values
 from trainwell.config.builtins import builtin_path, builtin_recipes, resolve, resolve_recipe
-from trainwell.config.docs import reference_markdown
 from trainwell.config.io import load_recipe, loads_recipe, recipe_from_dict, save_recipe
 from trainwell.config.overrides import apply_overrides, recipe_diff
 from trainwell.config.schema import (
@@ -22,7 +22,6 @@ from trainwell.config.schema import (
     ScheduleSection,
     TrainSection,
     UnknownFieldError,
-    accepted_values,
     schedule_params,
 )
 from trainwell.config.toml_text import to_toml
@@ -52,3 +51,11 @@ __all__ = [
     "accepted_values",
     "reference_markdown",
 ]
+
+
+def __getattr__(name: str):  # the docs generator is imported only when asked for
+    if name == "reference_markdown":
+        from trainwell.config.docs import reference_markdown
+
+        return reference_markdown
+    raise AttributeError(f"module 'trainwell.config' has no attribute {name!r}")

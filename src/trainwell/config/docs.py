@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainwell.config.accepted import accepted_values
+from trainwell.config.fields import _registry
 from trainwell.config.schema import (
     _SCHEDULE_REQUIRED,
     SECTIONS,
     Recipe,
-    accepted_values,
-    schedule_params,
 )
 from trainwell.config.toml_text import _toml_value, to_toml
 
@@ -24,6 +24,14 @@ def _default_text(value: Any) -> str:
     if value is None:
         return "(unset)"
     return f"`{_toml_value(value)}`"
+
+
+# what an unset parameter whose default is None stands for
+_DERIVED = {"max_lr": "optimizer.lr", "decay_steps": "the run's iterations"}
+
+
+def _param_default(name: str, default: Any) -> str:
+    return _DERIVED.get(name, "unset") if default is None else f"`{_toml_value(default)}`"
 
 
 def _cell(text: Any) -> str:
@@ -66,11 +74,13 @@ def reference_markdown() -> str:
             out.append(f"| `{key}` | {_default_text(default)} | "
                        f"{_cell(accepted_values(f'{sec}.{key}'))} | {_cell(info.description or '')} |")
         if sec == "schedule":
-            out += ["", "Parameters by schedule (parameters of other schedules are ignored):", ""]
-            for name, allowed in schedule_params().items():
+            out += ["", "Parameters by schedule, with the schedule's default (parameters of other "
+                    "schedules are ignored):", ""]
+            for name, entry in _registry("schedule").items():
                 required = _SCHEDULE_REQUIRED.get(name, ())
-                params = ", ".join(f"`{p}`" + (" (required)" if p in required else "")
-                                   for p in allowed) or "none"
+                params = ", ".join(
+                    f"`{p}`" + (" (required)" if p in required else f" = {_param_default(p, d)}")
+                    for p, d in entry.meta["params"].items()) or "none"
                 out.append(f"- `{name}`: {params}")
     out += ["", "## Example", "", "```toml", to_toml(Recipe(name="example", description=(
         "Fashion-MNIST, 300-100 ReLU, Nesterov + 1cycle"))).rstrip(), "```", ""]

@@ -15,53 +15,29 @@ import annotated_types as at
 from pydantic import Field
 
 # --------------------------------------------------------------------------- registries
-# Where each registry lives; imported lazily so that loading a recipe stays cheap and works
-# while a lower layer is missing (then the names below, from DESIGN.md, are used).
-_REGISTRIES: dict[str, tuple[tuple[str, str], ...]] = {
-    "activation": (("trainwell.nn", "ACTIVATIONS"), ("trainwell.nn.activations", "ACTIVATIONS")),
-    "initializer": (("trainwell.nn", "INITIALIZERS"), ("trainwell.nn.init", "INITIALIZERS")),
-    "optimizer": (("trainwell.optim", "OPTIMIZERS"),),
-    "schedule": (("trainwell.optim", "SCHEDULES"),),
-    "task": (("trainwell.tasks", "TASKS"),),
-    "dataset": (("trainwell.data", "DATASETS"),),
-}
-_FALLBACK_NAMES: dict[str, list[str]] = {
-    "activation": ["sigmoid", "tanh", "relu", "leaky_relu", "rrelu", "prelu", "elu", "selu",
-                   "gelu", "swish", "mish"],
-    "initializer": ["glorot", "he", "lecun"],
-    "optimizer": ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax",
-                  "nadam", "adamw"],
-    "schedule": ["constant", "power", "exponential", "piecewise", "performance", "onecycle"],
-    "task": ["multiclass", "binary", "multilabel", "regression"],
-    "dataset": ["fashion_mnist", "mnist", "cifar10", "npz", "csv"],
+# The registry that owns each kind of name; imported on first use so that loading a recipe
+# stays cheap.
+_REGISTRIES: dict[str, tuple[str, str]] = {
+    "activation": ("trainwell.nn", "ACTIVATIONS"),
+    "initializer": ("trainwell.nn", "INITIALIZERS"),
+    "optimizer": ("trainwell.optim", "OPTIMIZERS"),
+    "schedule": ("trainwell.optim", "SCHEDULES"),
+    "task": ("trainwell.tasks", "TASKS"),
+    "dataset": ("trainwell.data", "DATASETS"),
 }
 
 
-def _registry(kind: str) -> Any | None:
-    for module_name, attr in _REGISTRIES[kind]:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        reg = getattr(module, attr, None)
-        if reg is not None:
-            return reg
-    return None
+def _registry(kind: str) -> Any:
+    module_name, attr = _REGISTRIES[kind]
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def _names(kind: str) -> list[str]:
-    reg = _registry(kind)
-    return list(reg.names()) if reg is not None else list(_FALLBACK_NAMES[kind])
+    return list(_registry(kind).names())
 
 
 def _canonical(kind: str, value: str) -> str | None:
-    reg = _registry(kind)
-    if reg is not None:
-        return reg.canonical(value)
-    key = value.strip().lower().replace("-", "_")
-    return key if key in _FALLBACK_NAMES[kind] else None
+    return _registry(kind).canonical(value)
 
 
 # --------------------------------------------------------------------------- field helpers

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trainwell.config.schema import _TOP_LEVEL, SECTIONS, Recipe, UnknownFieldError, accepted_values
+from trainwell.config.accepted import accepted_values
+from trainwell.config.schema import _TOP_LEVEL, SECTIONS, Recipe, UnknownFieldError
 from trainwell.config.toml_text import to_toml, tomllib
 from trainwell.errors import ConfigError
 

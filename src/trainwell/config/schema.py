@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainwell.checks import RANGES, check_device
 from trainwell.config.fields import (
-    _bounds_text,
     _canonical,
     _choice,
     _choices_of,
@@ -52,8 +52,22 @@ __all__ = [
     "SECTIONS",
     "schedule_params",
     "UnknownFieldError",
-    "accepted_values",
 ]
+
+
+def _library_default(name: str) -> Any:
+    """A default the optimizer owns (``make_optimizer``'s signature), read when a recipe is made."""
+    def default() -> Any:
+        from trainwell.optim.optimizers import HYPERPARAMETERS
+
+        return HYPERPARAMETERS[name]
+
+    return default
+
+
+def _bounds(path: str) -> dict[str, float]:
+    """The bounds of a numeric field, from the table the library checks with (one rule each)."""
+    return RANGES[path].bounds()
 
 
 class UnknownFieldError(ConfigError):
@@ -70,7 +84,7 @@ class UnknownFieldError(ConfigError):
 
 # --------------------------------------------------------------------------- sections
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     section: ClassVar[str] = ""
 
     @field_validator("*", mode="after")
@@ -107,7 +121,7 @@ class DataSection(_Section):
     standardize: bool = Field(True, description="scale features to mean 0, std 1 (train stats)")
     flatten: bool = Field(False, description="flatten each sample to a vector when loading")
     classes: list[int | str] | None = Field(None, description="keep only these classes")
-    train_limit: int = Field(0, ge=0, description="use at most this many training samples (0 = all)")
+    train_limit: int = Field(0, **_bounds("data.train_limit"), description="use at most this many training samples (0 = all)")
 
     @field_validator("dataset")
     @classmethod
@@ -150,10 +164,10 @@ class ModelSection(_Section):
                                      "uniform distribution", static=("normal", "uniform"))
     batch_norm: str = _choice("none", "batch normalization in each hidden layer, before or "
                               "after the activation", static=("none", "before", "after"))
-    bn_momentum: float = Field(0.99, ge=0, lt=1, description=(
+    bn_momentum: float = Field(0.99, **_bounds("model.bn_momentum"), description=(
         "Keras convention: running ← running·m + batch·(1−m)"))
-    bn_epsilon: float = Field(1e-5, gt=0, description="added to the variance in batch norm")
-    leaky_slope: float = Field(0.01, ge=0, description="α of leaky_relu")
+    bn_epsilon: float = Field(1e-5, **_bounds("model.bn_epsilon"), description="added to the variance in batch norm")
+    leaky_slope: float = Field(0.01, **_bounds("model.leaky_slope"), description="α of leaky_relu")
     task: str = _choice("auto", "`auto` takes the task of the dataset", registry="task",
                         static=("auto",))
     sync_batch_norm: bool = Field(False, description="with several processes (--nproc, "
@@ -180,15 +194,15 @@ class RegularizationSection(_Section):
     """``[regularization]``: penalties, dropout and max-norm."""
 
     section: ClassVar[str] = "regularization"
-    l1: float = Field(0.0, ge=0, description="ℓ1 penalty l1·Σ|w| on kernels (not biases)")
-    l2: float = Field(0.0, ge=0, description="ℓ2 penalty l2·Σw² on kernels (not biases)")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate after each hidden layer")
+    l1: float = Field(0.0, **_bounds("regularization.l1"), description="ℓ1 penalty l1·Σ|w| on kernels (not biases)")
+    l2: float = Field(0.0, **_bounds("regularization.l2"), description="ℓ2 penalty l2·Σw² on kernels (not biases)")
+    dropout: float = Field(0.0, **_bounds("regularization.dropout"), description="dropout rate after each hidden layer")
     dropout_kind: str = _choice("auto", "`auto` = alpha dropout for SELU, standard otherwise",
                                 static=("auto", "standard", "alpha"))
-    dropout_top_k: int = Field(0, ge=0, description=(
+    dropout_top_k: int = Field(0, **_bounds("regularization.dropout_top_k"), description=(
         "apply dropout only to the top k hidden layers (0 = all)"))
-    input_dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate on the inputs")
-    max_norm: float = Field(0.0, ge=0, description=(
+    input_dropout: float = Field(0.0, **_bounds("regularization.input_dropout"), description="dropout rate on the inputs")
+    max_norm: float = Field(0.0, **_bounds("regularization.max_norm"), description=(
         "after each step rescale each unit's incoming weights to ‖w‖₂ ≤ r (0 = off)"))
 
 
@@ -197,39 +211,33 @@ class OptimizerSection(_Section):
 
     section: ClassVar[str] = "optimizer"
     name: str = _choice("nesterov", "optimizer", registry="optimizer")
-    lr: float = Field(0.05, gt=0, description="learning rate η (the peak rate under 1cycle)")
-    momentum: float = Field(0.9, ge=0, lt=1, description="momentum β (sgd/momentum/nesterov)")
-    beta_1: float = Field(0.9, ge=0, lt=1, description="β1 of Adam-family optimizers")
-    beta_2: float = Field(0.999, ge=0, lt=1, description="β2 of Adam-family optimizers")
-    rho: float = Field(0.9, ge=0, lt=1, description="decay ρ of RMSProp")
-    epsilon: float = Field(1e-7, gt=0, description="smoothing term ε")
-    weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay (AdamW) or L2")
-    clip_value: float = Field(0.0, ge=0, description="clip each gradient element to [−v, v] (0 = off)")
-    clip_norm: float = Field(0.0, ge=0, description="clip each gradient tensor's ℓ2 norm (0 = off)")
-    clip_global_norm: float = Field(0.0, ge=0, description=(
+    lr: float = Field(0.05, **_bounds("optimizer.lr"), description="learning rate η (the peak rate under 1cycle)")
+    momentum: float = Field(0.9, **_bounds("optimizer.momentum"), description="momentum β (sgd/momentum/nesterov)")
+    beta_1: float = Field(0.9, **_bounds("optimizer.beta_1"), description="β1 of Adam-family optimizers")
+    beta_2: float = Field(0.999, **_bounds("optimizer.beta_2"), description="β2 of Adam-family optimizers")
+    rho: float = Field(0.9, **_bounds("optimizer.rho"), description="decay ρ of RMSProp")
+    epsilon: float = Field(default_factory=_library_default("epsilon"),
+                           **_bounds("optimizer.epsilon"), description="smoothing term ε")
+    weight_decay: float = Field(0.0, **_bounds("optimizer.weight_decay"), description="decoupled weight decay (AdamW) or L2")
+    clip_value: float = Field(0.0, **_bounds("optimizer.clip_value"), description="clip each gradient element to [−v, v] (0 = off)")
+    clip_norm: float = Field(0.0, **_bounds("optimizer.clip_norm"), description="clip each gradient tensor's ℓ2 norm (0 = off)")
+    clip_global_norm: float = Field(0.0, **_bounds("optimizer.clip_global_norm"), description=(
         "clip the ℓ2 norm of all gradients together (0 = off)"))
 
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerSection:
+        if self.name == "nesterov" and self.momentum <= 0:  # make_optimizer refuses it too
+            raise ConfigError("optimizer.momentum", self.momentum,
+                              "a number in (0, 1) for nesterov")
+        return self
 
-# Parameters of each built-in schedule (docs/internals.md § optim) and which must be given;
-# the optim registry's own table is used when it is importable.
-_SCHEDULE_PARAMS_FALLBACK: dict[str, tuple[str, ...]] = {
-    "constant": (),
-    "power": ("decay_steps", "power"),
-    "exponential": ("decay_steps",),
-    "piecewise": ("boundaries", "values"),
-    "performance": ("factor", "patience", "min_lr", "mode", "min_delta"),
-    "onecycle": ("max_lr", "start_div", "final_div", "warmup_frac", "anneal_frac",
-                 "max_momentum", "min_momentum"),
-}
+
 _SCHEDULE_REQUIRED: dict[str, tuple[str, ...]] = {"piecewise": ("boundaries", "values")}
 
 
 def schedule_params() -> dict[str, tuple[str, ...]]:
-    """``{schedule name: its parameter names}`` (from the optim registry when available)."""
-    reg = _registry("schedule")
-    if reg is None:
-        return dict(_SCHEDULE_PARAMS_FALLBACK)
-    return {name: tuple(e.meta.get("params", {})) for name, e in reg.items()}
+    """``{schedule name: its parameter names}``, from the schedule registry."""
+    return {name: tuple(e.meta.get("params", {})) for name, e in _registry("schedule").items()}
 
 
 _MAX_LR_ACCEPTED = 'a number > 0 or "auto" (the LR finder\'s suggestion)'
@@ -247,31 +255,30 @@ class ScheduleSection(_Section):
     decay_steps: int | None = Field(None, ge=1, description=(
         "power: η0/(1+t/s)^c and exponential: η0·0.1^(t/s) — s in iterations "
         "(default: all iterations of the run)"))
-    power: float | None = Field(None, gt=0, description="power: exponent c (default 1)")
+    power: float | None = Field(None, **_bounds("schedule.power"), description="power: exponent c")
     boundaries: list[float] | None = Field(None, description="piecewise: epochs where the rate changes")
     values: list[float] | None = Field(None, description="piecewise: rates, one more than boundaries")
-    factor: float | None = Field(None, gt=0, lt=1, description=(
-        "performance: multiply the rate by this after `patience` epochs without improvement "
-        "(default 0.5)"))
-    patience: int | None = Field(None, ge=1, description="performance: epochs to wait (default 5)")
-    min_lr: float | None = Field(None, ge=0, description="performance: lower bound (default 0)")
-    mode: str | None = _choice(None, "performance: `min` for a loss, `max` for an accuracy "
-                               "(default min)", static=("min", "max"))
-    min_delta: float | None = Field(None, ge=0, description=(
-        "performance: smallest change that counts as an improvement (default 0)"))
+    factor: float | None = Field(None, **_bounds("schedule.factor"), description=(
+        "performance: multiply the rate by this after `patience` epochs without improvement"))
+    patience: int | None = Field(None, **_bounds("schedule.patience"), description="performance: epochs to wait")
+    min_lr: float | None = Field(None, **_bounds("schedule.min_lr"), description="performance: lower bound")
+    mode: str | None = _choice(None, "performance: `min` for a loss, `max` for an accuracy",
+                               static=("min", "max"))
+    min_delta: float | None = Field(None, **_bounds("schedule.min_delta"), description=(
+        "performance: smallest change that counts as an improvement"))
     max_lr: float | str | None = Field(None, description=(
         "onecycle: peak rate (default optimizer.lr); `\"auto\"` = the LR finder's suggestion, "
         "measured before training and saved in the run's recipe.toml"))
-    start_div: float | None = Field(None, ge=1, description=(
-        "onecycle: start at max_lr/start_div (default 10)"))
-    final_div: float | None = Field(None, ge=1, description=(
-        "onecycle: end at max_lr/final_div (default 1000)"))
-    warmup_frac: float | None = Field(None, gt=0, lt=1, description=(
-        "onecycle: fraction of iterations going up (default 0.45)"))
-    anneal_frac: float | None = Field(None, ge=0, lt=1, description=(
-        "onecycle: fraction of iterations for the final anneal (default 0.1)"))
-    max_momentum: float | None = Field(None, ge=0, lt=1, description="onecycle: default 0.95")
-    min_momentum: float | None = Field(None, ge=0, lt=1, description="onecycle: default 0.85")
+    start_div: float | None = Field(None, **_bounds("schedule.start_div"), description=(
+        "onecycle: start at max_lr/start_div"))
+    final_div: float | None = Field(None, **_bounds("schedule.final_div"), description=(
+        "onecycle: end at max_lr/final_div"))
+    warmup_frac: float | None = Field(None, **_bounds("schedule.warmup_frac"), description=(
+        "onecycle: fraction of iterations going up"))
+    anneal_frac: float | None = Field(None, **_bounds("schedule.anneal_frac"), description=(
+        "onecycle: fraction of iterations for the final anneal"))
+    max_momentum: float | None = Field(None, **_bounds("schedule.max_momentum"), description="onecycle: momentum at the start and the end")
+    min_momentum: float | None = Field(None, **_bounds("schedule.min_momentum"), description="onecycle: momentum at the peak rate")
 
     @field_validator("max_lr", mode="before")
     @classmethod
@@ -300,10 +307,19 @@ class ScheduleSection(_Section):
                 raise ConfigError("schedule.values", v, "rates > 0")
             if any(x <= 0 for x in b) or list(b) != sorted(b):
                 raise ConfigError("schedule.boundaries", b, "increasing epochs > 0")
-        if (self.min_momentum is not None and self.max_momentum is not None
-                and self.min_momentum > self.max_momentum):
-            raise ConfigError("schedule.min_momentum", self.min_momentum,
-                              f"a value ≤ schedule.max_momentum ({self.max_momentum})")
+        # rules across fields, with the schedule's own defaults for unset ones (as it builds)
+        own = _registry("schedule").get(self.name).meta["params"] if self.name == "onecycle" \
+            else {}
+        value = {k: getattr(self, k) if getattr(self, k) is not None else own.get(k)
+                 for k in ("min_momentum", "max_momentum", "warmup_frac", "anneal_frac")}
+        if (value["min_momentum"] is not None and value["max_momentum"] is not None
+                and value["min_momentum"] > value["max_momentum"]):
+            raise ConfigError("schedule.min_momentum", value["min_momentum"],
+                              f"a value ≤ schedule.max_momentum ({value['max_momentum']})")
+        if (value["warmup_frac"] is not None and value["anneal_frac"] is not None
+                and value["warmup_frac"] + value["anneal_frac"] >= 1):
+            raise ConfigError("schedule.warmup_frac", value["warmup_frac"],
+                              f"a number < 1 − schedule.anneal_frac = {1 - value['anneal_frac']:g}")
         return self
 
     def params(self) -> dict[str, Any]:
@@ -320,22 +336,22 @@ class TrainSection(_Section):
     """``[train]``: the loop (→ ``Trainer`` / ``Trainer.fit``), early stopping, checkpoints."""
 
     section: ClassVar[str] = "train"
-    epochs: int = Field(15, ge=1, description="passes over the training set")
-    batch_size: int = Field(64, ge=1, description="samples per iteration")
+    epochs: int = Field(15, **_bounds("train.epochs"), description="passes over the training set")
+    batch_size: int = Field(64, **_bounds("train.batch_size"), description="samples per iteration")
     shuffle: bool = Field(True, description="reshuffle the training set every epoch")
-    seed: int = Field(0, ge=0, description="seed of every random draw (init, shuffling, dropout)")
+    seed: int = Field(0, **_bounds("train.seed"), description="seed of every random draw (init, shuffling, dropout)")
     device: str = Field("auto", description="`auto`, `cpu`, `cuda`, `cuda:N` or `mps`")
     compile: bool = Field(False, description="compile the whole training step (forward, backward, optimizer update) into one graph; the first epoch includes seconds to a minute of compilation, later steps are up to ~1.7x faster")
     early_stopping: bool = Field(True, description="stop when `monitor` stops improving")
-    patience: int = Field(10, ge=1, description="early stopping: epochs without improvement")
-    min_delta: float = Field(0.0, ge=0, description="early stopping: smallest improvement")
+    patience: int = Field(10, **_bounds("train.patience"), description="early stopping: epochs without improvement")
+    min_delta: float = Field(0.0, **_bounds("train.min_delta"), description="early stopping: smallest improvement")
     monitor: str = _choice("val_loss", "metric for early stopping and the best checkpoint",
                            static=_MONITORS)
     restore_best: bool = Field(True, description="early stopping: restore the best weights")
-    checkpoint_every_epochs: int = Field(1, ge=0, description="checkpoint period in epochs (0 = off)")
-    checkpoint_every_steps: int = Field(0, ge=0, description="checkpoint period in iterations (0 = off)")
+    checkpoint_every_epochs: int = Field(1, **_bounds("train.checkpoint_every_epochs"), description="checkpoint period in epochs (0 = off)")
+    checkpoint_every_steps: int = Field(0, **_bounds("train.checkpoint_every_steps"), description="checkpoint period in iterations (0 = off)")
     diagnose: bool = Field(False, description="record per-layer gradient health (GradientProbe)")
-    diagnose_every: int = Field(50, ge=1, description="diagnosis: sample every this many iterations")
+    diagnose_every: int = Field(50, **_bounds("train.diagnose_every"), description="diagnosis: sample every this many iterations")
     precision: str = _choice("fp32", "number format of the forward pass: `bf16` and `fp16` "
                              "run it under autocast (fp16 with a gradient scaler, GPU only); "
                              "weights, validation and metrics stay float32",
@@ -345,10 +361,7 @@ class TrainSection(_Section):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        v = value.strip().lower()
-        if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is None:
-            raise ConfigError("train.device", value, "auto, cpu, cuda, cuda:N or mps")
-        return v
+        return check_device("train.device", value)
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -401,38 +414,3 @@ class Recipe(BaseModel):
             for k, v in getattr(self, sec).model_dump().items():
                 out[f"{sec}.{k}"] = v
         return out
-
-
-# --------------------------------------------------------------------------- errors
-def accepted_values(path: str) -> str:
-    """What field ``path`` (``"section.field"``) accepts, in words (used in errors and docs)."""
-    if path in ("name", "description"):
-        info = Recipe.model_fields[path]
-        return "letters, digits, '-', '_' or '.' (no spaces)" if path == "name" else "a string"
-    section, _, field = path.partition(".")
-    cls = SECTIONS[section]
-    info = cls.model_fields[field]
-    choices = _choices_of(info)
-    if choices is not None:
-        return "one of " + ", ".join(choices[0])
-    special = {
-        "data.dataset": f"one of {', '.join(_names('dataset'))} or a path to a .npz/.csv file",
-        "data.validation": "an integer count ≥ 0 or a fraction in (0, 1)",
-        "data.classes": "a list of class indices or names",
-        "model.hidden": "a list of integers ≥ 1, e.g. [300, 100]",
-        "train.device": "auto, cpu, cuda, cuda:N or mps",
-        "schedule.boundaries": "a list of increasing epochs > 0",
-        "schedule.values": "a list of rates > 0, one more than boundaries",
-        "schedule.max_lr": _MAX_LR_ACCEPTED,
-    }
-    if path in special:
-        return special[path]
-    ann = info.annotation
-    text = str(ann)
-    if ann is bool:
-        return "true or false"
-    if "int" in text and "float" not in text:
-        return _bounds_text(info, "an integer")
-    if "float" in text:
-        return _bounds_text(info, "a number")
-    return "a string"

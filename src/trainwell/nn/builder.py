@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainwell.checks import check_field, is_integer
 from trainwell.errors import ConfigError, TrainwellWarning
 from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.blocks import BATCH_NORM_PLACES, DROPOUT_KINDS, dense_block, make_dropout
@@ -26,20 +26,6 @@ class SelfNormalizationWarning(TrainwellWarning, UserWarning):
     """A SELU network was built in a way that breaks its self-normalizing conditions."""
 
 
-def _is_number(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, numbers.Integral)
-
-
-def _rate(field: str, v: Any) -> float:
-    if not _is_number(v) or not 0 <= v < 1:
-        raise ConfigError(field, v, "a number with 0 ≤ rate < 1")
-    return float(v)
-
-
 def _choice(field: str, v: Any, accepted: Sequence[str]) -> str:
     key = v.strip().lower() if isinstance(v, str) else v
     if key not in accepted:
@@ -48,9 +34,9 @@ def _choice(field: str, v: Any, accepted: Sequence[str]) -> str:
 
 
 def _shape(v: Any) -> list[int]:
-    dims = [v] if _is_int(v) else v
+    dims = [v] if is_integer(v) else v
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or not dims \
-            or not all(_is_int(d) and d > 0 for d in dims):
+            or not all(is_integer(d) and d > 0 for d in dims):
         raise ConfigError("model.input_shape", v, "a positive integer or a list of them")
     return [int(d) for d in dims]
 
@@ -103,11 +89,11 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
         ['flatten', 'hidden1', 'hidden2', 'output']
     """
     shape = _shape(input_shape)
-    if not _is_int(n_outputs) or n_outputs < 1:
+    if not is_integer(n_outputs) or n_outputs < 1:
         raise ConfigError("model.n_outputs", n_outputs, "a positive integer")
     task = _choice("model.task", task, TASK_NAMES)
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) \
-            or not all(_is_int(h) and h > 0 for h in hidden):
+            or not all(is_integer(h) and h > 0 for h in hidden):
         raise ConfigError("model.hidden", hidden, "a list of positive integers, e.g. [300, 100]")
     hidden = [int(h) for h in hidden]
     activation = ACTIVATIONS.get(activation, field="model.activation").name
@@ -116,17 +102,14 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
     init_distribution = _choice("model.init_distribution", init_distribution, DISTRIBUTIONS)
     batch_norm = _choice("model.batch_norm", "none" if batch_norm is None else batch_norm,
                          BATCH_NORM_PLACES)
-    if not _is_number(bn_momentum) or not 0 < bn_momentum < 1:
-        raise ConfigError("model.bn_momentum", bn_momentum,
-                          "a number in (0, 1) (Keras convention, e.g. 0.99)")
-    if not _is_number(bn_epsilon) or bn_epsilon <= 0:
-        raise ConfigError("model.bn_epsilon", bn_epsilon, "a number > 0")
-    if not _is_number(leaky_slope) or leaky_slope < 0:
-        raise ConfigError("model.leaky_slope", leaky_slope, "a finite number ≥ 0")
-    dropout = _rate("regularization.dropout", dropout)
-    input_dropout = _rate("regularization.input_dropout", input_dropout)
+    # the same ranges the recipe schema states (trainwell.checks.RANGES)
+    check_field("model.bn_momentum", bn_momentum)
+    check_field("model.bn_epsilon", bn_epsilon)
+    check_field("model.leaky_slope", leaky_slope)
+    dropout = check_field("regularization.dropout", dropout)
+    input_dropout = check_field("regularization.input_dropout", input_dropout)
     dropout_kind = _choice("regularization.dropout_kind", dropout_kind, DROPOUT_KINDS)
-    if not _is_int(dropout_top_k) or not 0 <= dropout_top_k <= len(hidden):
+    if not is_integer(dropout_top_k) or not 0 <= dropout_top_k <= len(hidden):
         raise ConfigError("regularization.dropout_top_k", dropout_top_k,
                           f"an integer from 0 (all hidden layers) to {len(hidden)}")
     kind = dropout_kind

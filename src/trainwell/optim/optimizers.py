@@ -26,7 +26,7 @@ Update rules (g = ∇θ J(θ)):
 
 from __future__ import annotations
 
-import math
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,16 +34,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainwell import checks
 from trainwell.errors import ConfigError
 from trainwell.registry import Registry
 
 __all__ = ["OPTIMIZERS", "OptimInfo", "make_optimizer", "HYPERPARAMETERS"]
 
-#: Every hyperparameter name make_optimizer understands, with its default.
-HYPERPARAMETERS: dict[str, float] = {
-    "lr": 0.01, "momentum": 0.9, "beta_1": 0.9, "beta_2": 0.999, "rho": 0.9,
-    "epsilon": 1e-7, "weight_decay": 0.0, "initial_accumulator": 0.1,
-}
 
 
 @dataclass(frozen=True)
@@ -95,66 +91,8 @@ class OptimInfo:
         return kw
 
 
-OPTIMIZERS = Registry("optimizer")
-
-
-def _add(info: OptimInfo, aliases: tuple[str, ...] = ()) -> None:
-    OPTIMIZERS.register(info.name, info, description=info.description, aliases=aliases,
-                        takes=info.takes, takes_momentum=info.takes_momentum,
-                        takes_betas=info.takes_betas, defaults=info.defaults(),
-                        update_rule=info.update_rule)
-
-
-_add(OptimInfo("sgd", torch.optim.SGD, "plain (mini-batch) gradient descent",
-               ("weight_decay",), {"momentum": 0.0}, "θ ← θ − η∇J(θ)"), aliases=("gd",))
-_add(OptimInfo("momentum", torch.optim.SGD, "SGD with momentum β (Polyak)",
-               ("momentum", "weight_decay"), {}, "m ← βm − η∇J(θ); θ ← θ + m"))
-_add(OptimInfo("nesterov", torch.optim.SGD, "Nesterov accelerated gradient",
-               ("momentum", "weight_decay"), {"nesterov": True},
-               "m ← βm − η∇J(θ + βm); θ ← θ + m"), aliases=("nag",))
-_add(OptimInfo("adagrad", torch.optim.Adagrad, "AdaGrad: per-parameter rates from the sum of g²",
-               ("epsilon", "initial_accumulator", "weight_decay"), {},
-               "s ← s + g⊗g; θ ← θ − η g ⊘ √(s + ε)"))
-_add(OptimInfo("rmsprop", torch.optim.RMSprop, "RMSProp: exponentially decaying mean of g² (ρ)",
-               ("rho", "epsilon", "weight_decay"), {},
-               "s ← ρs + (1 − ρ) g⊗g; θ ← θ − η g ⊘ √(s + ε)"))
-_add(OptimInfo("adam", torch.optim.Adam, "Adam: momentum + RMSProp with bias correction",
-               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
-               "m ← β1m − (1 − β1)g; s ← β2s + (1 − β2)g⊗g; m̂ = m/(1 − β1ᵗ); "
-               "ŝ = s/(1 − β2ᵗ); θ ← θ + η m̂ ⊘ √(ŝ + ε)"))
-_add(OptimInfo("adamax", torch.optim.Adamax, "AdaMax: Adam with the ℓ∞ norm of past gradients",
-               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
-               "s ← max(β2s, |g|); θ ← θ + η m̂ ⊘ s"))
-_add(OptimInfo("nadam", torch.optim.NAdam, "Nadam: Adam plus the Nesterov trick",
-               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
-               "Adam with the momentum step taken at the look-ahead point"))
-_add(OptimInfo("adamw", torch.optim.AdamW, "AdamW: Adam with decoupled weight decay λ",
-               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
-               "Adam step, then θ ← θ − ηλθ"))
-
-
-def _number(field_name: str, value: object, ok: bool, accepted: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"optimizer.{field_name}", value, accepted)
-    if not ok:
-        raise ConfigError(f"optimizer.{field_name}", value, accepted)
-    return float(value)
-
-
 def _check(name: str, value: object) -> float:
-    rules = {
-        "lr": (lambda v: v > 0, "a number > 0"),
-        "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "beta_1": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "beta_2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "rho": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        "epsilon": (lambda v: v > 0, "a number > 0"),
-        "weight_decay": (lambda v: v >= 0, "a number >= 0"),
-        "initial_accumulator": (lambda v: v >= 0, "a number >= 0"),
-    }
-    test, accepted = rules[name]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and test(value)
-    return _number(name, value, ok, accepted)
+    return checks.check_field(f"optimizer.{name}", value)
 
 
 def _param_groups(params: Any, lr: float) -> list[dict[str, Any]]:
@@ -196,7 +134,7 @@ def make_optimizer(params: Any, name: str = "sgd", *, lr: float = 0.01, momentum
         momentum: β in [0, 1) for ``momentum`` / ``nesterov`` (default 0.9).
         beta_1, beta_2: Adam-family decay rates in [0, 1) (defaults 0.9, 0.999).
         rho: RMSProp decay ρ in [0, 1) (default 0.9).
-        epsilon: smoothing term ε > 0 (default 1e-7, as in Keras).
+        epsilon: smoothing term ε > 0 (Keras's default).
         weight_decay: λ ≥ 0; decoupled for ``adamw``, L2 added to g otherwise (default 0).
         initial_accumulator: AdaGrad's starting s (default 0.1, as in Keras).
         foreach: use torch's multi-tensor kernels; None means yes (faster on CPU too).
@@ -223,3 +161,48 @@ def make_optimizer(params: Any, name: str = "sgd", *, lr: float = 0.01, momentum
     kwargs = info.torch_kwargs(hp)
     kwargs["foreach"] = True if foreach is None else bool(foreach)
     return info.cls(groups, lr=hp["lr"], **kwargs)
+
+
+#: Every hyperparameter name make_optimizer understands, with its default (read from its
+#: signature, the one place they are written; the recipe's optimizer defaults come from here).
+HYPERPARAMETERS: dict[str, float] = {
+    p.name: p.default for p in inspect.signature(make_optimizer).parameters.values()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "foreach"}
+
+
+OPTIMIZERS = Registry("optimizer")
+
+
+def _add(info: OptimInfo, aliases: tuple[str, ...] = ()) -> None:
+    OPTIMIZERS.register(info.name, info, description=info.description, aliases=aliases,
+                        takes=info.takes, takes_momentum=info.takes_momentum,
+                        takes_betas=info.takes_betas, defaults=info.defaults(),
+                        update_rule=info.update_rule)
+
+
+_add(OptimInfo("sgd", torch.optim.SGD, "plain (mini-batch) gradient descent",
+               ("weight_decay",), {"momentum": 0.0}, "θ ← θ − η∇J(θ)"), aliases=("gd",))
+_add(OptimInfo("momentum", torch.optim.SGD, "SGD with momentum β (Polyak)",
+               ("momentum", "weight_decay"), {}, "m ← βm − η∇J(θ); θ ← θ + m"))
+_add(OptimInfo("nesterov", torch.optim.SGD, "Nesterov accelerated gradient",
+               ("momentum", "weight_decay"), {"nesterov": True},
+               "m ← βm − η∇J(θ + βm); θ ← θ + m"), aliases=("nag",))
+_add(OptimInfo("adagrad", torch.optim.Adagrad, "AdaGrad: per-parameter rates from the sum of g²",
+               ("epsilon", "initial_accumulator", "weight_decay"), {},
+               "s ← s + g⊗g; θ ← θ − η g ⊘ √(s + ε)"))
+_add(OptimInfo("rmsprop", torch.optim.RMSprop, "RMSProp: exponentially decaying mean of g² (ρ)",
+               ("rho", "epsilon", "weight_decay"), {},
+               "s ← ρs + (1 − ρ) g⊗g; θ ← θ − η g ⊘ √(s + ε)"))
+_add(OptimInfo("adam", torch.optim.Adam, "Adam: momentum + RMSProp with bias correction",
+               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
+               "m ← β1m − (1 − β1)g; s ← β2s + (1 − β2)g⊗g; m̂ = m/(1 − β1ᵗ); "
+               "ŝ = s/(1 − β2ᵗ); θ ← θ + η m̂ ⊘ √(ŝ + ε)"))
+_add(OptimInfo("adamax", torch.optim.Adamax, "AdaMax: Adam with the ℓ∞ norm of past gradients",
+               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
+               "s ← max(β2s, |g|); θ ← θ + η m̂ ⊘ s"))
+_add(OptimInfo("nadam", torch.optim.NAdam, "Nadam: Adam plus the Nesterov trick",
+               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
+               "Adam with the momentum step taken at the look-ahead point"))
+_add(OptimInfo("adamw", torch.optim.AdamW, "AdamW: Adam with decoupled weight decay λ",
+               ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
+               "Adam step, then θ ← θ − ηλθ"))

@@ -15,6 +15,7 @@ performance scheduling keeps state (fed by ``on_epoch_end``), saved by ``state_d
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ class Schedule:
     steps_in_epochs: ClassVar[bool] = False
 
     def __init__(self, *, base_lr: float, steps_per_epoch: int, epochs: int):
-        self.base_lr = checks.number("optimizer.lr", base_lr, lambda v: v > 0, "a number > 0")
+        self.base_lr = checks.check_field("optimizer.lr", base_lr)
         self.steps_per_epoch = checks.integer("schedule.steps_per_epoch", steps_per_epoch, 1)
         self.epochs = checks.integer("train.epochs", epochs, 1)
 
@@ -106,7 +107,7 @@ class PowerSchedule(Schedule):
         super().__init__(**base)
         s = self.total_steps if decay_steps is None else decay_steps
         self.decay_steps = checks.number("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
-        self.power = checks.number("schedule.power", power, lambda v: v > 0, "a number > 0")
+        self.power = checks.check_field("schedule.power", power)
 
     def lr_at(self, step: int) -> float:
         return self.base_lr / (1.0 + step / self.decay_steps) ** self.power
@@ -203,13 +204,13 @@ class PerformanceSchedule(Schedule):
     def __init__(self, *, factor: float = 0.5, patience: int = 5, min_lr: float = 0.0,
                  mode: str = "min", min_delta: float = 0.0, **base: Any):
         super().__init__(**base)
-        self.factor = checks.number("schedule.factor", factor, lambda v: 0 < v < 1, "a number in (0, 1)")
-        self.patience = checks.integer("schedule.patience", patience, 0)
-        self.min_lr = checks.number("schedule.min_lr", min_lr, lambda v: 0 <= v, "a number >= 0")
+        self.factor = checks.check_field("schedule.factor", factor)
+        self.patience = checks.check_field("schedule.patience", patience)
+        self.min_lr = checks.check_field("schedule.min_lr", min_lr)
         if mode not in ("min", "max"):
             raise ConfigError("schedule.mode", mode, ["min", "max"])
         self.mode = mode
-        self.min_delta = checks.number("schedule.min_delta", min_delta, lambda v: v >= 0, "a number >= 0")
+        self.min_delta = checks.check_field("schedule.min_delta", min_delta)
         self.lr = self.base_lr
         self.best: float | None = None
         self.wait = 0
@@ -254,10 +255,10 @@ class OneCycleSchedule(Schedule):
     max_lr/start_div over [t1, t2], then anneals linearly to max_lr/final_div at T (held
     after). Momentum mirrors it: max_momentum → min_momentum → max_momentum, then stays.
 
-    Args:
-        max_lr: peak rate (default: base_lr). start_div: 10. final_div: 1000.
-        warmup_frac: 0.45. anneal_frac: 0.1 (0 = no final anneal).
-        max_momentum: 0.95. min_momentum: 0.85.
+    Args (defaults in the signature):
+        max_lr: peak rate (None: base_lr). start_div, final_div: divisors of max_lr at the
+        start and the end. warmup_frac, anneal_frac: shares of the steps (anneal 0 = no final
+        anneal). max_momentum, min_momentum: the momentum range.
 
     Example:
         >>> s = OneCycleSchedule(base_lr=0.1, steps_per_epoch=10, epochs=10)
@@ -273,18 +274,15 @@ class OneCycleSchedule(Schedule):
         super().__init__(**base)
         peak = self.base_lr if max_lr is None else max_lr
         self.max_lr = checks.number("schedule.max_lr", peak, lambda v: v > 0, "a number > 0")
-        self.start_div = checks.number("schedule.start_div", start_div, lambda v: v >= 1, "a number >= 1")
-        self.final_div = checks.number("schedule.final_div", final_div, lambda v: v >= 1, "a number >= 1")
-        frac = "a number in (0, 1)"
-        self.warmup_frac = checks.number("schedule.warmup_frac", warmup_frac, lambda v: 0 < v < 1, frac)
-        self.anneal_frac = checks.number("schedule.anneal_frac", anneal_frac, lambda v: 0 <= v < 1,
-                                "a number in [0, 1) (0 = no final anneal)")
+        self.start_div = checks.check_field("schedule.start_div", start_div)
+        self.final_div = checks.check_field("schedule.final_div", final_div)
+        self.warmup_frac = checks.check_field("schedule.warmup_frac", warmup_frac)
+        self.anneal_frac = checks.check_field("schedule.anneal_frac", anneal_frac)
         if self.warmup_frac + self.anneal_frac >= 1:
             raise ConfigError("schedule.warmup_frac", warmup_frac,
                               f"a number < 1 − anneal_frac = {1 - self.anneal_frac:g}")
-        mom = "a number in [0, 1)"
-        self.max_momentum = checks.number("schedule.max_momentum", max_momentum, lambda v: 0 <= v < 1, mom)
-        self.min_momentum = checks.number("schedule.min_momentum", min_momentum, lambda v: 0 <= v < 1, mom)
+        self.max_momentum = checks.check_field("schedule.max_momentum", max_momentum)
+        self.min_momentum = checks.check_field("schedule.min_momentum", min_momentum)
         if self.min_momentum > self.max_momentum:
             raise ConfigError("schedule.min_momentum", min_momentum,
                               f"a number <= max_momentum ({self.max_momentum:g})")
@@ -316,22 +314,29 @@ class OneCycleSchedule(Schedule):
         return self.max_momentum
 
 
+_BASE_PARAMS = ("base_lr", "steps_per_epoch", "epochs")
+
+
+def _params(cls: type[Schedule]) -> dict[str, Any]:
+    """A schedule's own parameters and their defaults: its ``__init__`` signature is the one
+    place they are written (the registry, the recipe docs and the CLI read them from here)."""
+    return {p.name: None if p.default is inspect.Parameter.empty else p.default
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _BASE_PARAMS}
+
+
 SCHEDULES = Registry("schedule")
-for _cls, _desc, _aliases, _params in [
-    (ConstantSchedule, "η(t) = η0", ("none",), {}),
-    (PowerSchedule, "η(t) = η0 / (1 + t/s)^c", (), {"decay_steps": None, "power": 1.0}),
-    (ExponentialSchedule, "η(t) = η0 · 0.1^(t/s)", (), {"decay_steps": None}),
-    (PiecewiseSchedule, "constant rates between epoch boundaries", ("piecewise_constant",),
-     {"boundaries": None, "values": None}),
+for _cls, _desc, _aliases in [
+    (ConstantSchedule, "η(t) = η0", ("none",)),
+    (PowerSchedule, "η(t) = η0 / (1 + t/s)^c", ()),
+    (ExponentialSchedule, "η(t) = η0 · 0.1^(t/s)", ()),
+    (PiecewiseSchedule, "constant rates between epoch boundaries", ("piecewise_constant",)),
     (PerformanceSchedule, "×factor after `patience` epochs without validation improvement",
-     ("plateau",),
-     {"factor": 0.5, "patience": 5, "min_lr": 0.0, "mode": "min", "min_delta": 0.0}),
+     ("plateau",)),
     (OneCycleSchedule, "1cycle: LR up then down linearly, final anneal, momentum inverse",
-     ("1cycle", "one_cycle"),
-     {"max_lr": None, "start_div": 10.0, "final_div": 1000.0, "warmup_frac": 0.45,
-      "anneal_frac": 0.1, "max_momentum": 0.95, "min_momentum": 0.85}),
+     ("1cycle", "one_cycle")),
 ]:
-    SCHEDULES.register(_cls.name, _cls, description=_desc, aliases=_aliases, params=_params,
+    SCHEDULES.register(_cls.name, _cls, description=_desc, aliases=_aliases, params=_params(_cls),
                        cycles_momentum=_cls is OneCycleSchedule, per_epoch=_cls.steps_in_epochs)
 
 _ALL_PARAMS = {p for _, e in SCHEDULES.items() for p in e.meta["params"]}

@@ -37,11 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.studies.tune_space import (  # noqa: F401 - trainwell.tune keeps every name
     ParamSpec,
-    _is_int,
-    _is_num,
     builtin_spaces,
     load_space,
     parse_space,
@@ -83,7 +82,7 @@ class PruningCallback(_callback_base()):  # type: ignore[misc]
 
     def on_epoch_end(self, t: Any, epoch: int, logs: dict[str, Any]) -> None:
         value = logs.get(self.monitor)
-        if not _is_num(value):
+        if not is_number(value):
             return
         self.values.append(float(value))
         self.trial.report(float(value), step=int(epoch))
@@ -148,9 +147,9 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
     from trainwell.config import apply_overrides, loads_recipe, recipe_diff, save_recipe
     from trainwell.workflows.run import fit_recipe
 
-    if not (_is_int(n_trials) and n_trials >= 1):
+    if not (is_integer(n_trials) and n_trials >= 1):
         raise ConfigError("--trials", n_trials, "an integer ≥ 1")
-    if timeout is not None and not (_is_num(timeout) and timeout > 0):
+    if timeout is not None and not (is_number(timeout) and timeout > 0):
         raise ConfigError("--timeout", timeout, "a number of seconds > 0")
     if isinstance(space, (str, Path)):
         specs = load_space(space, recipe)

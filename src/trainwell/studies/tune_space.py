@@ -8,13 +8,13 @@ The format is described in :mod:`trainwell.studies.tune`; the built-in spaces li
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError, TrainwellError
 
 if sys.version_info >= (3, 11):
@@ -68,14 +68,6 @@ def _literal(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as a recipe value")
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _valid_fields(recipe: Any) -> list[str]:
     return [k for k in recipe.flat() if k not in ("name", "description")]
 
@@ -90,7 +82,7 @@ def _check_value(recipe: Any, path: str, value: Any, where: str) -> None:
 
 
 def _int_range(where: str, v: Any, minimum: int) -> tuple[int, int]:
-    if not (isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v)
+    if not (isinstance(v, list) and len(v) == 2 and all(is_integer(x) for x in v)
             and minimum <= v[0] <= v[1]):
         raise ConfigError(where, v, f"[low, high] with integers {minimum} ≤ low ≤ high")
     return int(v[0]), int(v[1])
@@ -166,7 +158,7 @@ def parse_space(raw: Any, recipe: Any, *, source: str = "space") -> list[ParamSp
             raise ConfigError(f"{where}.{sorted(extra)[0]}", sorted(extra)[0],
                               sorted(_NUMERIC_KEYS) + ["choices (alone)"])
         low, high = dist.get("low"), dist.get("high")
-        if not (_is_num(low) and _is_num(high)):
+        if not (is_number(low) and is_number(high)):
             raise ConfigError(where, dist, "numbers low and high")
         if not low < high:
             raise ConfigError(f"{where}.low", low, f"a number < high ({high})")
@@ -176,15 +168,15 @@ def parse_space(raw: Any, recipe: Any, *, source: str = "space") -> list[ParamSp
         if log and low <= 0:
             raise ConfigError(f"{where}.low", low, "a number > 0 (log = true)")
         step = dist.get("step")
-        if step is not None and not (_is_num(step) and step > 0):
+        if step is not None and not (is_number(step) and step > 0):
             raise ConfigError(f"{where}.step", step, "a number > 0")
         if step is not None and log:
             raise ConfigError(f"{where}.step", step, "no step with log = true (Optuna refuses it)")
-        kind = dist.get("type") or ("int" if _is_int(low) and _is_int(high)
-                                    and (step is None or _is_int(step)) else "float")
+        kind = dist.get("type") or ("int" if is_integer(low) and is_integer(high)
+                                    and (step is None or is_integer(step)) else "float")
         if kind not in ("int", "float"):
             raise ConfigError(f"{where}.type", kind, ["int", "float"])
-        if kind == "int" and not (_is_int(low) and _is_int(high)):
+        if kind == "int" and not (is_integer(low) and is_integer(high)):
             raise ConfigError(where, dist, "integer low and high for type = \"int\"")
         if path not in _DERIVED:
             for bound in (low, high):

@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainwell.checks import is_number, positive
 from trainwell.errors import ConfigError
 from trainwell.nn.reuse import (  # noqa: F401 - trainwell.transfer keeps every name
     _check_top_k,
@@ -100,13 +100,6 @@ def _combined_history(parts: list[tuple[str, Any]]) -> Any:
     return History(rows)
 
 
-def _positive(field_name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        raise ConfigError(field_name, value, "a number > 0")
-    return float(value)
-
-
 def check_phases(frozen_epochs: int, epochs: int, lr: float, lr_factor: float
                  ) -> tuple[float, float]:
     """Check the two-phase schedule of :func:`fine_tune`; returns ``(lr, lr_factor)``.
@@ -122,8 +115,8 @@ def check_phases(frozen_epochs: int, epochs: int, lr: float, lr_factor: float
         raise ConfigError("train.epochs", epochs,
                           f"an integer >= 1 and >= frozen_epochs ({frozen_epochs}): the total "
                           "of both phases")
-    lr = _positive("optimizer.lr", lr)
-    lr_factor = _positive("transfer.lr_factor", lr_factor)
+    lr = positive("optimizer.lr", lr)
+    lr_factor = positive("transfer.lr_factor", lr_factor)
     if lr_factor > 1:
         raise ConfigError("transfer.lr_factor", lr_factor,
                           "a number in (0, 1]: phase 2 trains with lr × lr_factor")
@@ -270,8 +263,8 @@ def plot_fine_tune(history: Any, path: str | os.PathLike, *, metric: str = "accu
     for i, key in enumerate(("loss", metric) if metric != "loss" else ("loss",), start=1):
         ax = fig.add_subplot(1, 2 if metric != "loss" else 1, i)
         for prefix, style in (("", "-"), ("val_", "-")):
-            xs = [r["epoch"] for r in rows if _finite(r.get(prefix + key))]
-            ys = [r[prefix + key] for r in rows if _finite(r.get(prefix + key))]
+            xs = [r["epoch"] for r in rows if is_number(r.get(prefix + key))]
+            ys = [r[prefix + key] for r in rows if is_number(r.get(prefix + key))]
             if xs:
                 ax.plot(xs, ys, style, marker="o", markersize=3,
                         label=("validation " if prefix else "train ") + key)
@@ -279,7 +272,7 @@ def plot_fine_tune(history: Any, path: str | os.PathLike, *, metric: str = "accu
             base = _history_rows(baseline)
             for prefix in ("", "val_"):
                 pts = [(r.get("epoch", j + 1), r[prefix + key]) for j, r in enumerate(base)
-                       if _finite(r.get(prefix + key))]
+                       if is_number(r.get(prefix + key))]
                 if pts:
                     ax.plot(*zip(*pts, strict=True), "--", alpha=0.7,
                             label=f"{baseline_label}: {'validation ' if prefix else 'train '}{key}")
@@ -302,10 +295,6 @@ def _lr_factor(rows: list[dict[str, Any]]) -> str:
     """Phase-2 lr ÷ phase-1 lr as logged (e.g. ``"0.1"``), or ``"factor"`` when unknown."""
     frozen = [r.get("lr") for r in rows if r.get("phase") == "frozen"]
     unfrozen = [r.get("lr") for r in rows if r.get("phase") == "unfrozen"]
-    if frozen and unfrozen and _finite(frozen[-1]) and _finite(unfrozen[0]) and frozen[-1] > 0:
+    if frozen and unfrozen and is_number(frozen[-1]) and is_number(unfrozen[0]) and frozen[-1] > 0:
         return f"{unfrozen[0] / frozen[-1]:.3g}"
     return "factor"
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
