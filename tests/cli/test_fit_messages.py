@@ -48,24 +48,30 @@ def test_fit_diagnose_prints_the_network_verdict_in_the_terminal(runner, tiny_di
     out = result.stdout
     assert f"Network verdict: {network.upper()}" in out
     assert out.index("Network verdict:") < out.index("status: ")  # after the final table
+    diagnosis = json.loads((run / "summary.json").read_text())["diagnosis"]  # data, not text
+    assert diagnosis["verdict"] == network
+    assert diagnosis["headline"].startswith(f"Network verdict: {network.upper()}")
+    assert diagnosis["healthy"] == (network == "healthy")
 
 
 def test_diagnosis_lines_are_the_verdict_and_the_first_remedy():
     from trainwell.cli.fit import diagnosis_lines
+    from trainwell.diagnose import Diagnosis
+    from trainwell.report.diagnostics import verdict_summary
 
-    text = ("Network verdict: EXPLODING (40 samples, steps 0–390).\n"
-            "- exploding in dense_1, dense_2 (e.g. gradient norm grows 30× per layer).\n"
-            "  Clip the gradients (optimizer.clip_norm=1.0) and lower the learning rate;\n"
-            "  He/LeCun initialization keeps the signal's scale.")
-    summary = {"sections": [{"title": "Other", "text": "x"},
-                            {"title": "Gradient health", "table": None, "text": text}]}
-    assert diagnosis_lines(summary) == [
-        "Network verdict: EXPLODING (40 samples, steps 0–390).",
-        "Clip the gradients (optimizer.clip_norm=1.0) and lower the learning rate;"]
-    healthy = {"sections": [{"title": "Gradient health", "text":
-                             "Network verdict: HEALTHY (4 samples, steps 0–6).\n"
-                             "Gradients flow to every layer at a similar scale."}]}
-    assert diagnosis_lines(healthy)[1].startswith("Gradients flow")
+    class Exploding(Diagnosis):  # the lines a diagnosis writes, without a training run
+        def __init__(self):
+            self.network, self.problems = "exploding", ["exploding"]
+
+        def text(self):
+            return ("Network verdict: EXPLODING (40 samples, steps 0–390).\n"
+                    "- exploding in dense_1, dense_2 (e.g. gradient norm grows 30× per layer).")
+
+    summary = {"diagnosis": verdict_summary(Exploding())}
+    lines = diagnosis_lines(summary)
+    assert lines[0] == "Network verdict: EXPLODING (40 samples, steps 0–390)."
+    assert lines[1].startswith("Clip the gradients")
+    assert summary["diagnosis"]["healthy"] is False
     assert diagnosis_lines({"sections": []}) == []
 
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from trainwell.cli import options
+
 __all__ = ["register"]
 
 
@@ -24,18 +26,15 @@ def register(app: typer.Typer) -> None:
             help="a comparison spec (TOML listing variants), e.g. fashion_exercise")] = None,
         seeds: Annotated[str | None, typer.Option(
             help="seeds, e.g. 0,1,2: each variant is trained once per seed (default 0)")] = None,
-        set_: Annotated[list[str] | None, typer.Option(
-            "--set", metavar="SECTION.FIELD=VALUE",
-            help="override a field in every variant: section.field=value")] = None,
-        out: Annotated[Path, typer.Option(help="folder that receives the comparison")
-                       ] = Path("runs"),
+        set_: Annotated[list[str] | None, options.sets(
+            "override a field in every variant: section.field=value")] = None,
+        out: Annotated[Path, options.out("folder that receives the comparison")] = Path("runs"),
         name: Annotated[str | None, typer.Option(help="name of the comparison folder")] = None,
         mc_samples: Annotated[int, typer.Option(
             help="also score every variant with MC dropout using this many passes (0 = off)")
         ] = 0,
-        device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the table")
-                         ] = False,
+        device: options.Device = None,
+        quiet: Annotated[bool, options.quiet("print only the table")] = False,
     ) -> None:
         """Train every variant (× every seed) and compare best validation accuracy (mean ± std),
         epoch of the best, time per epoch and total time; writes overlaid learning curves and a

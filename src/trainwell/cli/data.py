@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from trainwell.cli import options
 from trainwell.errors import ConfigError, TrainwellError
 
 __all__ = ["register", "data_app"]
@@ -57,7 +59,7 @@ def _describe(raw, console: Console) -> None:
 @data_app.command("fetch")
 def fetch(name: str = typer.Argument(..., help="fashion_mnist, mnist or cifar10"),
           data_dir_opt: Path | None = _CACHE_OPT,
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")) -> None:
+          quiet: Annotated[bool, options.quiet("no progress bar")] = False) -> None:
     """Download (sha256 checked) or find a dataset in the data folder, and show where it is."""
     from trainwell.data import DATASETS
     from trainwell.data.builtin import load_builtin, obtain

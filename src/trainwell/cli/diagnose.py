@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from trainwell.cli import options
 
 __all__ = ["register", "diagnose_command", "diagnosis_table", "print_diagnosis"]
 
@@ -45,23 +47,19 @@ def diagnose_command(
              "or a run directory (its saved diagnosis, or its recipe when --steps is given)."),
     steps: int = typer.Option(None, "--steps", "-n", min=1,
                               help="Training steps with probes on (default 300)."),
-    set_: list[str] = typer.Option(
-        [], "--set", "-s", metavar="SECTION.FIELD=VALUE",
-        help="Override a recipe field, e.g. --set model.activation=elu. Repeatable."),
+    set_: Annotated[list[str] | None, options.sets(
+        "Override a recipe field, e.g. --set model.activation=elu. Repeatable.")] = None,
     every: int = typer.Option(None, "--every", min=1,
                               help="Sample every K steps (default: steps/50, at least 1)."),
     tensorboard: Path = typer.Option(
         None, "--tensorboard", metavar="DIR",
         help='Also log the statistics to TensorBoard in DIR (needs trainwell[tensorboard]).'),
-    out: Path = typer.Option(
-        None, "--out", "-o", metavar="DIR",
-        help="Save the samples (diagnostics/probes.npz), the verdict and the plots in a new "
-             "folder under DIR."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (overrides train.seed)."),
-    device: str = typer.Option(None, "--device",
-                               help="auto, cpu, cuda, cuda:N or mps (overrides train.device)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="Print only the network verdict line."),
+    out: Annotated[Path | None, options.out(
+        "Save the samples (diagnostics/probes.npz), the verdict and the plots in a new "
+        "folder under DIR.")] = None,
+    seed: options.Seed = None,
+    device: options.Device = None,
+    quiet: Annotated[bool, options.quiet("Print only the network verdict line.")] = False,
 ) -> None:
     """Diagnose gradient health: train a short while with probes on, then print per layer the
     activation mean/std, saturated and dead units, gradient norm and its ratio to the top

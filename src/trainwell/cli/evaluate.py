@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from trainwell.cli import options
 
 __all__ = ["register", "evaluate"]
 
@@ -22,7 +25,7 @@ def evaluate(
                                 "only): accuracy, NLL and ECE with and without it, the share of "
                                 "examples flagged uncertain, and plots/reliability_<split>.png "
                                 "in the run (0 = off)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the MC dropout passes."),
+    seed: Annotated[int, options.seed("Seed of the MC dropout passes.")] = 0,
 ) -> None:
     """Evaluate a run's trained model (eval mode: dropout off, batch norm running stats)
     on the train, val or test split of the dataset its recipe names.
@@ -37,31 +40,13 @@ def evaluate(
 
         trainwell evaluate runs/20250101-120000-mc_dropout --mc 100 --json
     """
-    from trainwell.errors import ConfigError, DataError
-    from trainwell.workflows.run import evaluate_model, load_run
-    from trainwell.workflows.uncertainty import CLASSIFICATION_TASKS
+    from trainwell.workflows.evaluate import evaluate_run
 
-    if split not in ("train", "val", "test"):
-        raise ConfigError("--split", split, ["train", "val", "test"])
-    loaded = load_run(run)
-    if mc and loaded.task not in CLASSIFICATION_TASKS:
-        raise ConfigError("--mc", mc, "0 for this run: MC dropout calibration needs a "
-                          f"classification task ({', '.join(CLASSIFICATION_TASKS)}); "
-                          f"{run} is a {loaded.task} run")
-    splits = loaded.splits_loader()
-    x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
-    if x is None or len(x) == 0:
-        raise DataError(f"--split {split}: the dataset of {run} has no {split} examples")
-    metrics = evaluate_model(loaded.model, x, y, task=loaded.task)
-    rep = plot = None
-    if mc:
-        from trainwell.workflows.uncertainty import report_run_uncertainty
-
-        rep = report_run_uncertainty(run, mc=mc, split=split, seed=seed, loaded=loaded,
-                                     splits=splits)
-        plot = Path(run) / "plots" / f"reliability_{split}.png"
+    result = evaluate_run(run, split=split, mc=mc, seed=seed)
+    loaded, metrics, rep, plot = result.run, result.metrics, result.uncertainty, \
+        result.reliability_plot
     if as_json:
-        out = {"run": str(run), "split": split, "n": int(len(x)), **metrics}
+        out = {"run": str(run), "split": split, "n": result.n, **metrics}
         if rep is not None:
             out.update(mc_passes=mc, seed=seed, deterministic=rep.deterministic.as_dict(),
                        mc=rep.mc.as_dict(), flagged=rep.flagged, rule=rep.mc_result.rule,
@@ -73,7 +58,7 @@ def evaluate(
 
     console = Console()
     # the count goes in the caption: a long title would wrap inside the narrow table
-    table = Table(title=f"{loaded.recipe.name} — {split}", caption=f"{len(x)} examples")
+    table = Table(title=f"{loaded.recipe.name} — {split}", caption=f"{result.n} examples")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():

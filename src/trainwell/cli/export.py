@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from trainwell.cli import options
 
 __all__ = ["register", "export", "export_table"]
 
@@ -40,16 +43,15 @@ def export(
                                help="torchscript (every precision), pt2 (torch.export), onnx "
                                     "(needs the onnx extra) or state (safetensors + "
                                     "model.json)."),
-    out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
-                             help="Create the export folder in DIR (default RUN/export); an "
-                                  "existing folder is never overwritten."),
+    out: Annotated[Path | None, options.out(
+        "Create the export folder in DIR (default RUN/export); an existing folder is never "
+        "overwritten.")] = None,
     threads: int = typer.Option(None, "--threads", min=1,
                                 help="CPU threads for the latency timings (default: torch's "
                                      "setting; 1 is steadiest on a busy machine)."),
     repeats: int = typer.Option(15, "--repeats", min=1,
                                 help="Timed rounds per latency measurement."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="Print only the export folder."),
+    quiet: Annotated[bool, options.quiet("Print only the export folder.")] = False,
 ) -> None:
     """Export a trained run for deployment: fold batch norm, prune, reduce precision, and
     write a TorchScript / torch.export / ONNX / safetensors artifact into a new folder

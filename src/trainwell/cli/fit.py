@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from trainwell.cli import options
+
 __all__ = ["register", "fit", "results_table", "diagnosis_lines"]
 
 EXIT_DIVERGED = 1
@@ -34,17 +36,10 @@ def results_table(summary: dict[str, Any]) -> Any:
 
 
 def diagnosis_lines(summary: dict[str, Any]) -> list[str]:
-    """The network verdict line and the first remedy (or the all-clear line) of the
-    "Gradient health" section that ``--diagnose`` adds to a summary; ``[]`` without one."""
-    section = next((s for s in summary.get("sections") or []
-                    if s.get("title") == "Gradient health"), None)
-    lines = [ln for ln in str((section or {}).get("text") or "").split("\n") if ln.strip()]
-    if not lines:
-        return []
-    remedy = next((ln.strip() for ln in lines[1:] if ln.startswith("  ")), None)
-    if remedy is None and len(lines) > 1 and not lines[1].startswith("- "):
-        remedy = lines[1].strip()  # healthy: "Gradients flow to every layer ..."
-    return [lines[0], *([remedy] if remedy else [])]
+    """The network verdict line and the first remedy (or the all-clear line) that ``--diagnose``
+    keeps in ``summary["diagnosis"]``; ``[]`` without one."""
+    d = summary.get("diagnosis") or {}
+    return [line for line in (d.get("headline"), d.get("remedy")) if line]
 
 
 def fit(
@@ -52,17 +47,11 @@ def fit(
         None, metavar="RECIPE",
         help="A recipe file (.toml) or a built-in recipe name (see `trainwell recipes`). "
              "Optional with --resume (the run's own recipe is used)."),
-    set_: list[str] = typer.Option(
-        [], "--set", "-s", metavar="SECTION.FIELD=VALUE",
-        help="Override a recipe field, e.g. --set train.epochs=5 --set model.hidden=[300,100]. "
-             "Values are TOML literals; other text is a string. Repeatable."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o",
-                             help="Folder holding the run directories."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="Print nothing but errors (scripts, CI)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (overrides train.seed)."),
-    device: str = typer.Option(None, "--device",
-                               help="auto, cpu, cuda, cuda:N or mps (overrides train.device)."),
+    set_: options.Sets = None,
+    out: options.Out = Path("runs"),
+    quiet: options.Quiet = False,
+    seed: options.Seed = None,
+    device: options.Device = None,
     resume: Path = typer.Option(
         None, "--resume", metavar="RUN",
         help="Continue RUN (a run directory) from its last checkpoint, in the same directory. "
@@ -150,7 +139,7 @@ def fit(
         verdict = diagnosis_lines(summary)
         if verdict:  # --diagnose: the gist in the terminal, the details in report.html
             console.print(verdict[0], markup=False, highlight=False,
-                          style="green" if "HEALTHY" in verdict[0] else "bold yellow")
+                          style="green" if summary["diagnosis"].get("healthy") else "bold yellow")
             for line in verdict[1:]:
                 console.print(f"  {line}", markup=False, highlight=False)
         message = str(summary.get("message", ""))
@@ -174,7 +163,7 @@ def fit(
         raise typer.Exit(EXIT_DIVERGED)
 
 
-def _launch(nproc: int, *, recipe: str | None, sets: list[str], out: Path, quiet: bool,
+def _launch(nproc: int, *, recipe: str | None, sets: list[str] | None, out: Path, quiet: bool,
             seed: int | None, device: str | None, resume: Path | None, force_resume: bool,
             diagnose: bool, tensorboard: bool) -> None:
     """Start ``nproc`` workers running this same ``fit`` (the options spelled out again)."""
@@ -183,7 +172,7 @@ def _launch(nproc: int, *, recipe: str | None, sets: list[str], out: Path, quiet
 
     check_out(out)
     args = [recipe] if recipe is not None else []
-    for s in sets:
+    for s in sets or []:
         args += ["--set", s]
     args += ["--out", str(out)]
     for flag, on in (("--quiet", quiet), ("--force-resume", force_resume),

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from trainwell.cli import options
+
 __all__ = ["register"]
 
 
@@ -15,21 +17,18 @@ def register(app: typer.Typer) -> None:
     def lr_find(
         recipe: Annotated[str, typer.Argument(metavar="RECIPE",
                                               help="recipe file or built-in recipe name")],
-        set_: Annotated[list[str] | None, typer.Option(
-            "--set", metavar="SECTION.FIELD=VALUE",
-            help="override a field: section.field=value (repeatable)")] = None,
+        set_: Annotated[list[str] | None, options.sets(
+            "override a field: section.field=value (repeatable)")] = None,
         steps: Annotated[int, typer.Option(help="steps of the range test")] = 200,
         start_lr: Annotated[float, typer.Option(help="first learning rate")] = 1e-7,
         end_lr: Annotated[float, typer.Option(help="last learning rate")] = 10.0,
         rule: Annotated[str, typer.Option(
             help="suggestion rule: min/10 (a tenth of the lr at the lowest loss) or steepest")
         ] = "min/10",
-        out: Annotated[Path, typer.Option(help="folder for the plot and the numbers")
-                       ] = Path("runs"),
-        seed: Annotated[int | None, typer.Option(help="seed (init and batch order)")] = None,
-        device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the number")
-                         ] = False,
+        out: Annotated[Path, options.out("folder for the plot and the numbers")] = Path("runs"),
+        seed: Annotated[int | None, options.seed("seed (init and batch order)")] = None,
+        device: options.Device = None,
+        quiet: Annotated[bool, options.quiet("print only the number")] = False,
     ) -> None:
         """Grow the learning rate exponentially, record the loss, suggest a maximum rate.
 

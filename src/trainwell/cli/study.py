@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from trainwell.cli import options
+
 __all__ = ["register", "study_app"]
 
 study_app = typer.Typer(
@@ -42,7 +44,7 @@ def transfer_study(
     seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
     data: Path = typer.Option(None, "--data", metavar="DIR",
                               help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
+    out: options.Out = Path("runs"),
     quick: bool = typer.Option(False, "--quick",
                                help="A small synthetic dataset and network: seconds."),
     epochs_a: int = typer.Option(None, "--epochs-a", help="Epochs of model A (default 20)."),
@@ -59,8 +61,8 @@ def transfer_study(
     vary_subset: bool = typer.Option(False, "--vary-subset",
                                      help="A seeded random choice of the 200 task-B images per "
                                           "seed instead of the book's first 200."),
-    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    device: options.Device = None,
+    quiet: options.Quiet = False,
 ) -> None:
     """Task A (8 Fashion-MNIST classes) → task B (shirts vs sandals, 200 images).
 
@@ -94,15 +96,15 @@ def pretrain_study(
     seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
     data: Path = typer.Option(None, "--data", metavar="DIR",
                               help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
+    out: options.Out = Path("runs"),
     quick: bool = typer.Option(False, "--quick",
                                help="A small synthetic dataset and network: seconds."),
     labels: int = typer.Option(None, "--labels", help="Labelled training images (default 500)."),
     epochs_per_layer: int = typer.Option(None, "--epochs-per-layer",
                                          help="Autoencoder epochs per hidden layer (default 5)."),
     epochs: int = typer.Option(None, "--epochs", help="Supervised epochs of both arms (20)."),
-    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    device: options.Device = None,
+    quiet: options.Quiet = False,
 ) -> None:
     """Few labels: from scratch vs greedy layer-wise unsupervised pretraining.
 

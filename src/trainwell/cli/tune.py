@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from trainwell.cli import options
+
 __all__ = ["register"]
 
 
@@ -26,19 +28,17 @@ def register(app: typer.Typer) -> None:
             help="Optuna storage URL (default sqlite:///OUT/tune-STUDY/study.db)")] = None,
         timeout: Annotated[float | None, typer.Option(
             help="stop starting trials after this many seconds")] = None,
-        out: Annotated[Path, typer.Option(help="parent folder of tune-STUDY/")
-                       ] = Path("runs"),
-        set_: Annotated[list[str] | None, typer.Option(
-            "--set", metavar="SECTION.FIELD=VALUE",
-            help="override a field of the base recipe: section.field=value")] = None,
+        out: Annotated[Path, options.out("parent folder of tune-STUDY/")] = Path("runs"),
+        set_: Annotated[list[str] | None, options.sets(
+            "override a field of the base recipe: section.field=value")] = None,
         metric: Annotated[str, typer.Option(
             help="auto (val_accuracy, or val_loss for regression) or a history key")
         ] = "auto",
-        seed: Annotated[int, typer.Option(
-            help="sampler seed (use a different one in each parallel process)")] = 0,
+        seed: Annotated[int, options.seed(
+            "sampler seed (use a different one in each parallel process)")] = 0,
         prune: Annotated[bool, typer.Option(help="median pruning of unpromising trials")
                          ] = True,
-        device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps")] = None,
+        device: options.Device = None,
         verbose: Annotated[bool, typer.Option(help="show each trial's training output")
                            ] = False,
     ) -> None:

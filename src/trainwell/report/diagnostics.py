@@ -9,13 +9,28 @@ from pathlib import Path
 from trainwell.diagnose.plots import plot_diagnostics
 from trainwell.diagnose.probes import GradientProbe
 from trainwell.diagnose.stats import ProbeRecord
-from trainwell.diagnose.verdicts import Thresholds, judge
+from trainwell.diagnose.verdicts import HEALTHY, REMEDIES, Diagnosis, Thresholds, judge
 from trainwell.report.rundir import add_summary_section, read_summary, write_summary
 
-__all__ = ["write_run_diagnostics", "SECTION_TITLE"]
+__all__ = ["write_run_diagnostics", "verdict_summary", "SECTION_TITLE"]
 
 #: Title of the run-report section written by :func:`write_run_diagnostics`.
 SECTION_TITLE = "Gradient health"
+
+
+def verdict_summary(diagnosis: Diagnosis) -> dict:
+    """The verdict as ``summary.json`` keeps it (``diagnosis``): what a program reads, where
+    report.html shows the full section.
+
+    ``verdict`` is the network verdict (``healthy``, ``vanishing``, ...), ``headline`` its
+    line, ``remedy`` the first remedy of the first problem (or the all-clear line), and
+    ``problems`` every problem found, worst first.
+    """
+    lines = diagnosis.text().split("\n")
+    remedy = REMEDIES[diagnosis.problems[0]].split("\n")[0] if diagnosis.problems \
+        else lines[-1]
+    return {"verdict": diagnosis.network, "healthy": diagnosis.network == HEALTHY,
+            "headline": lines[0], "remedy": remedy, "problems": list(diagnosis.problems)}
 
 
 def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.PathLike,
@@ -52,7 +67,7 @@ def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.
     header, rows = diagnosis.table()
     add_summary_section(run, SECTION_TITLE, [header, *rows], diagnosis.text())
     summary = read_summary(run)   # the verdict as data: network, problems, borderline, margins
-    summary["diagnosis"] = verdict
+    summary["diagnosis"] = {**verdict, **verdict_summary(diagnosis)}   # + headline, remedy
     write_summary(run, summary)
     verdict["files"] = [str(f) for f in files]
     return verdict
