@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from trainwell.cli import options
 
 __all__ = ["register", "study_app"]
+
+# the options both studies take, declared once
+Seeds = Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 0,1,2 or 0-4.")]
+DataDir = Annotated[Path | None, typer.Option(
+    "--data", metavar="DIR", help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA).")]
+Quick = Annotated[bool, typer.Option("--quick",
+                                     help="A small synthetic dataset and network: seconds.")]
 
 study_app = typer.Typer(
     help="Reproduce the chapter's experiments over several random seeds: a table per seed with mean and "
@@ -41,12 +49,10 @@ def _console(quiet: bool):
 
 @study_app.command("transfer")
 def transfer_study(
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
-    data: Path = typer.Option(None, "--data", metavar="DIR",
-                              help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
+    seeds: Seeds = "0,1,2",
+    data: DataDir = None,
     out: options.Out = Path("runs"),
-    quick: bool = typer.Option(False, "--quick",
-                               help="A small synthetic dataset and network: seconds."),
+    quick: Quick = False,
     epochs_a: int = typer.Option(None, "--epochs-a", help="Epochs of model A (default 20)."),
     epochs_b: int = typer.Option(None, "--epochs-b",
                                  help="Epochs of model B, both phases for B on A (default 20)."),
@@ -93,12 +99,10 @@ def transfer_study(
 
 @study_app.command("pretrain")
 def pretrain_study(
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
-    data: Path = typer.Option(None, "--data", metavar="DIR",
-                              help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
+    seeds: Seeds = "0,1,2",
+    data: DataDir = None,
     out: options.Out = Path("runs"),
-    quick: bool = typer.Option(False, "--quick",
-                               help="A small synthetic dataset and network: seconds."),
+    quick: Quick = False,
     labels: int = typer.Option(None, "--labels", help="Labelled training images (default 500)."),
     epochs_per_layer: int = typer.Option(None, "--epochs-per-layer",
                                          help="Autoencoder epochs per hidden layer (default 5)."),

@@ -35,7 +35,6 @@ import itertools
 import json
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,10 +65,6 @@ from trainwell.studies.compare_spec import (  # noqa: F401
 )
 from trainwell.train.rng import parse_seeds
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 __all__ = ["Variant", "RunOutcome", "Comparison", "CompareSpec", "parse_vary", "parse_seeds",
            "split_values", "grid_variants", "load_spec", "spec_variants", "run_comparison",
            "comparison_rows", "plot_comparison", "write_comparison_report",

@@ -9,16 +9,11 @@ import itertools
 import json
 import math
 import statistics
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from trainwell.studies.compare_spec import Comparison, RunOutcome, Variant
 
 __all__ = ["comparison_rows", "table_cells", "print_table", "plot_comparison",

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,11 +46,6 @@ from trainwell.studies.tune_space import (  # noqa: F401 - trainwell.tune keeps 
     require_optuna,
     suggest_overrides,
 )
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 __all__ = ["ParamSpec", "TuneResult", "PruningCallback", "require_optuna", "parse_space",
            "load_space", "builtin_spaces", "suggest_overrides", "run_study", "best_trials_rows",
@@ -326,6 +320,15 @@ def print_best_trials(result: TuneResult, console: Any = None) -> None:
     console.print(table)
 
 
+def _save_axes(plt: Any, ax: Any, path: Path) -> Path:
+    """Save one of Optuna's matplotlib plots at the report's size and free it."""
+    ax.figure.set_size_inches(8, 4.5)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=100)
+    plt.close(ax.figure)
+    return path
+
+
 def plot_study(study: Any, folder: str | Path) -> tuple[list[Path], list[str]]:
     """Search history and parameter importances as PNGs (Optuna's matplotlib plots).
 
@@ -346,25 +349,15 @@ def plot_study(study: Any, folder: str | Path) -> tuple[list[Path], list[str]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if complete:
-            ax = ovm.plot_optimization_history(study)
-            path = folder / "search_history.png"
-            ax.figure.set_size_inches(8, 4.5)
-            ax.figure.tight_layout()
-            ax.figure.savefig(path, dpi=100)
-            plt.close(ax.figure)
-            paths.append(path)
+            paths.append(_save_axes(plt, ovm.plot_optimization_history(study),
+                                    folder / "search_history.png"))
         else:
             notes.append("no complete trial: no search-history plot")
         varied = {k for t in complete for k in t.params}
         if len(complete) >= 2 and varied:
             try:
-                ax = ovm.plot_param_importances(study)
-                path = folder / "param_importances.png"
-                ax.figure.set_size_inches(8, 4.5)
-                ax.figure.tight_layout()
-                ax.figure.savefig(path, dpi=100)
-                plt.close(ax.figure)
-                paths.append(path)
+                paths.append(_save_axes(plt, ovm.plot_param_importances(study),
+                                        folder / "param_importances.png"))
             except (RuntimeError, ValueError, ZeroDivisionError) as exc:
                 notes.append(f"parameter importances unavailable: {exc}")
         else:

@@ -61,18 +61,14 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
     import torch
 
     from trainwell.nn import model_summary
+    from trainwell.report.artifacts import save_run_artifacts
+    from trainwell.report.rundir import add_summary_section, new_run_dir, write_report
     from trainwell.train import EarlyStopping, HistoryLogger, NanGuard, ProgressCallback
     from trainwell.workflows.compose import (
         binary_from_two_classes,
         load_splits,
         resolved_task,
         trainer_kwargs,
-    )
-    from trainwell.workflows.run import (
-        add_summary_section,
-        new_run_dir,
-        save_run_artifacts,
-        write_report,
     )
     from trainwell.workflows.transfer import (
         check_phases,

@@ -1,21 +1,11 @@
-"""MC dropout and calibration of a model or a run: both scores side by side, the reliability
-diagram, the run report's "Uncertainty" section (the numbers: :mod:`trainwell.diagnose.uncertainty`).
-
-MC dropout (Gal & Ghahramani, 2016; the chapter's "risk-sensitive application" guideline)
-keeps dropout active at inference and averages N stochastic passes::
-
-    p̄(x) = 1/N · Σₜ softmax(f(x; dropout mask t))
-
-Batch norm stays in eval mode (running statistics, never updated). The spread of the N
-passes and the entropy of p̄ say how unsure the network is; :func:`calibration` says whether
-its confidences can be trusted (expected calibration error, ECE).
+"""MC dropout and calibration of a model or of a run: both scores side by side
+(:func:`evaluate_uncertainty`), the reliability diagram and the run report's "Uncertainty"
+section. The numbers themselves (MC dropout passes, entropy, ECE) are
+:mod:`trainwell.diagnose.uncertainty`; its names are importable from here too.
 
 Example:
-    >>> res = mc_predict(model, x_test, n=100, seed=0)            # doctest: +SKIP
-    >>> res.mean.shape, res.entropy.shape, res.uncertain.sum()     # doctest: +SKIP
-    >>> cal = calibration(res.mean, y_test)                        # doctest: +SKIP
-    >>> cal.ece                                                    # doctest: +SKIP
-    0.021
+    >>> report = evaluate_uncertainty(model, x_test, y_test, mc=100)   # doctest: +SKIP
+    >>> report.mc.ece, report.flagged                                  # doctest: +SKIP
 """
 
 from __future__ import annotations

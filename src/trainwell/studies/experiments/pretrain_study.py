@@ -97,7 +97,7 @@ def _build(splits: Any, config: PretrainStudyConfig, seed: int) -> Any:
 def _train(model: Any, x: torch.Tensor, y: torch.Tensor, splits: Any,
            config: PretrainStudyConfig, seed: int) -> tuple[Any, float]:
     from trainwell.train import Trainer
-    from trainwell.workflows.run import evaluate_model
+    from trainwell.train.evaluate import evaluate_model
 
     trainer = Trainer(model, task="multiclass", optimizer=config.optimizer, lr=config.lr,
                       seed=seed, device=config.device)

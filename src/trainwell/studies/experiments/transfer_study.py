@@ -212,7 +212,7 @@ def _fit(model: Any, splits: Any, task: str, epochs: int, config: TransferStudyC
 
 
 def _accuracy(model: Any, x: torch.Tensor, y: torch.Tensor, task: str) -> float:
-    from trainwell.workflows.run import evaluate_model
+    from trainwell.train.evaluate import evaluate_model
 
     return float(evaluate_model(model, x, y, task=task)["accuracy"])
 
