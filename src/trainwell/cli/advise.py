@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from trainwell.cli import options
 
 __all__ = ["register", "advise_command"]
 
@@ -18,10 +21,9 @@ def advise_command(
                                    "side (through compare, same seeds) and write improved.toml."),
     seeds: str = typer.Option(None, "--seeds", metavar="0,1",
                               help="With --try: seeds for every variant (default: the run's seed)."),
-    set_: list[str] = typer.Option(
-        [], "--set", "-s", metavar="SECTION.FIELD=VALUE",
-        help="With --try: a budget for every variant, e.g. --set train.epochs=3 --set "
-             "data.train_limit=5000 (not written into improved.toml). Repeatable."),
+    set_: Annotated[list[str] | None, options.sets(
+        "With --try: a budget for every variant, e.g. --set train.epochs=3 --set "
+        "data.train_limit=5000 (not written into improved.toml). Repeatable.")] = None,
     probe_steps: int = typer.Option(
         300, "--probe-steps", metavar="N",
         help="Steps of the gradient-health probe when the run was fitted without --diagnose "
@@ -29,9 +31,9 @@ def advise_command(
     no_lr_find: bool = typer.Option(False, "--no-lr-find",
                                     help="Do not run the LR finder, even when the curves point "
                                          "to a learning rate too low."),
-    out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
-                             help="With --try: folder for the comparison (default: beside RUN)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="With --try: print only the tables."),
+    out: Annotated[Path | None, options.out(
+        "With --try: folder for the comparison (default: beside RUN).")] = None,
+    quiet: Annotated[bool, options.quiet("With --try: print only the tables.")] = False,
 ) -> None:
     """Read a run and say what is wrong in the chapter's words: each finding with its evidence
     and a confidence, and up to three changes as --set lines and recipe diffs, each tied to the
@@ -60,7 +62,7 @@ def advise_command(
         from trainwell.train.rng import parse_seeds
 
         run_seeds = parse_seeds(seeds) if seeds is not None else None
-        apply_overrides(load_recipe(run / "recipe.toml"), list(set_))   # checked before training
+        apply_overrides(load_recipe(run / "recipe.toml"), list(set_ or []))  # checked before training
     advice = advise_run(run, probe_steps=probe_steps, lr_finder=not no_lr_find)
     if as_json and not try_:
         typer.echo(json.dumps(advice.to_dict(), indent=2, ensure_ascii=False, default=str))
@@ -77,7 +79,7 @@ def advise_command(
     from trainwell.studies.advise_try import try_proposals
     from trainwell.studies.compare import print_table
 
-    result = try_proposals(advice, seeds=run_seeds, overrides=list(set_), out=out,
+    result = try_proposals(advice, seeds=run_seeds, overrides=list(set_ or []), out=out,
                            quiet=quiet or as_json, console=None if as_json else console)
     if as_json:
         typer.echo(json.dumps({"advice": advice.to_dict(), "try": result.to_dict()}, indent=2,
