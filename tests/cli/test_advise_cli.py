@@ -33,6 +33,7 @@ def test_advise_prints_findings_with_evidence_and_proposals_as_set_lines(runner,
     assert res.exit_code == 0, res.output
     assert "1. Overfitting — confidence" in res.output
     assert "above its minimum" in res.output
+    assert "--set train.early_stopping=true" in res.output      # Table 11-3 comes first
     assert "--set regularization.dropout=0.2" in res.output
     assert "+ regularization.dropout = 0.2" in res.output
     assert "the chapter: dropout 10–50 %" in res.output
@@ -45,8 +46,8 @@ def test_advise_json_is_the_same_advice_as_data(runner, overfit_run):
     assert data["findings"][0]["key"] == "overfitting"
     assert data["findings"][0]["evidence"] and 0 < data["findings"][0]["confidence"] <= 1
     assert 1 <= len(data["proposals"]) <= 3
-    p = data["proposals"][0]
-    assert p["sets"] == ["regularization.dropout=0.2"]
+    assert data["proposals"][0]["sets"] == ["train.early_stopping=true"]
+    p = next(p for p in data["proposals"] if p["sets"] == ["regularization.dropout=0.2"])
     assert p["diff"] == [{"field": "regularization.dropout", "old": 0.0, "new": 0.2}]
     assert data["diagnosis_source"] == "probe"
 

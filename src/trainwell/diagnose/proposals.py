@@ -234,7 +234,8 @@ _REMEDIES: dict[str, list[Remedy]] = {
     "dead_units": [_leaky, _lower_lr],
     "selu_not_self_normalizing": [_selu_fix],
     "early_stopping_too_early": [_patience],
-    "overfitting": [_dropout, _weight_decay, _max_norm, _early_stopping_on, _narrower],
+    # Table 11-3: early stopping first, weight decay if needed; then dropout and max-norm
+    "overfitting": [_early_stopping_on, _dropout, _weight_decay, _max_norm, _narrower],
     "underfitting": [_less_dropout, _wider, _more_epochs],
     "lr_too_low": [_higher_lr, _onecycle],
     "still_improving": [_more_epochs],
