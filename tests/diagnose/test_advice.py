@@ -56,20 +56,31 @@ def test_overfitting_when_the_validation_loss_ends_10_percent_above_its_minimum(
     assert over.key == "overfitting" and "14% above its minimum 0.700 (epoch 3)" in over.evidence[0]
 
 
-def test_underfitting_needs_a_plateau_a_small_gap_and_a_loss_far_from_zero():
+def test_underfitting_needs_a_small_gap_and_a_loss_far_from_zero():
     chance = math.log(10)
     plateau = [2.0, 1.6, 1.5, 1.49, 1.485, 1.48]
     s = _summary(train_acc=0.50, val_acc=0.49, train_loss=1.48)
-    assert _keys(_history(plateau, [1.6] * 6), s, _recipe())[0] == "underfitting"
-    falling = [2.0, 1.6, 1.5, 1.4, 1.3, 1.2]                       # still 7 % per epoch
-    assert "underfitting" not in _keys(_history(falling, [1.6] * 6), s, _recipe())
+    f = find_problems(_history(plateau, [1.6] * 6), s, _recipe())[0]
+    assert f.key == "underfitting" and "(plateau)" in f.evidence[0]
+    assert "64% of a uniform guess" in f.evidence[2]
+    assert all(not p.sets[0].startswith("train.epochs") for p in propose([f], _recipe()))
+    falling = [2.0, 1.6, 1.5, 1.4, 1.3, 1.2]     # still learning, but 52 % of a uniform guess
+    f = find_problems(_history(falling, [1.6] * 6), s, _recipe())[0]
+    assert f.key == "underfitting" and "still fell" in f.evidence[0]
+    assert "still_improving" not in _keys(_history(falling, [1.6] * 6), s, _recipe())
+    assert ["train.epochs=30"] in [p.sets for p in propose([f], _recipe())]
     fitted = _summary(train_acc=0.99, val_acc=0.985, train_loss=0.2 * chance)  # < 25 % of ln K
     assert "underfitting" not in _keys(_history(plateau, [1.6] * 6), fitted, _recipe())
+    gap = _summary(train_acc=0.60, val_acc=0.52, train_loss=1.48)              # 8 points
+    assert "underfitting" not in _keys(_history(plateau, [1.6] * 6), gap, _recipe())
 
 
 def test_a_loss_spike_between_epochs_means_the_learning_rate_is_too_high():
-    assert _keys(_history([1.0, 0.8, 0.85, 0.7]), _summary(), _recipe())[0] == "lr_too_high"
+    assert _keys(_history([1.0, 0.8, 0.86, 0.7]), _summary(), _recipe())[0] == "lr_too_high"
     assert "lr_too_high" not in _keys(_history([1.0, 0.8, 0.83, 0.7]), _summary(), _recipe())
+    # near zero a doubling is noise: the rise must also exceed 5 % of the first epoch's loss
+    assert "lr_too_high" not in _keys(_history([1.0, 0.2, 0.01, 0.02, 0.01]), _summary(),
+                                      _recipe())
 
 
 def test_a_diverged_run_is_a_learning_rate_too_high_and_its_curves_are_not_read():

@@ -21,10 +21,11 @@ gradient problems                the verdict's clear problems (exploding, vanish
 ``overfitting``                  the validation loss ended ``OVERFIT_RISE`` (10 %) above its
                                  minimum while the training loss kept falling, or the
                                  train − validation accuracy gap grew above ``GAP`` (5 points)
-``underfitting``                 the training loss changed less than ``PLATEAU`` (2 %) over
-                                 the last third of the epochs, training ≈ validation (gap
-                                 < 5 points) and the training loss is still above 25 % of a
-                                 uniform guess's (ln K): the network cannot fit its own data
+``underfitting``                 training ≈ validation (gap < 5 points) and the training loss
+                                 still above 25 % of a uniform guess's (ln K), whether it
+                                 plateaued (changed less than ``PLATEAU``, 2 %, over the last
+                                 third of the epochs) or is still falling: the network fits
+                                 even its own data badly
 ``lr_too_low``                   the training loss fell every epoch, smoothly, and was still
                                  falling at the end, and the LR finder suggests a rate at least
                                  10× the peak rate used (its rule already trains 10× below
@@ -151,8 +152,12 @@ def _lr_too_high(history, summary, diagnosis) -> Finding | None:
     if any(not math.isfinite(v) for v in loss) and not evidence:
         evidence.append("the training loss became NaN/Inf")
         conf = 0.95
+    # a rise counts when it is large relative to the loss and to the first epoch's loss: near
+    # zero, 0.01 → 0.02 doubles the loss but is noise, not instability
+    floor = SPIKE * loss[0] if loss and math.isfinite(loss[0]) else 0.0
     spikes = [(i + 1, _rel(b, a)) for i, (a, b) in enumerate(zip(loss, loss[1:], strict=False))
-              if math.isfinite(a) and math.isfinite(b) and _rel(b, a) > SPIKE]
+              if math.isfinite(a) and math.isfinite(b) and _rel(b, a) > SPIKE
+              and b - a > floor]
     if spikes:
         shown = ", ".join(f"+{r:.0%} at epoch {e + 1}" for e, r in spikes[:3])
         evidence.append(f"the training loss rose {len(spikes)}× between epochs ({shown})")
@@ -294,19 +299,21 @@ def _underfitting(history, summary) -> Finding | None:
     train_loss = final.get("train_loss", loss[-1])
     chance = _chance_loss(summary)
     high_error = chance is None or train_loss > UNDERFIT_LOSS * chance
-    if change > PLATEAU or gap > GAP or not high_error:
+    plateau = change <= PLATEAU
+    if gap > GAP or not high_error or (not plateau and chance is None):
         return None
     acc = final.get("train_accuracy")
-    ev = [f"the training loss changed {change:.1%} over the last {k} epochs (plateau)",
+    ev = [f"the training loss changed {change:.1%} over the last {k} epochs (plateau)"
+          if plateau else f"the training loss still fell {change:.1%} over the last {k} epochs",
           f"training ≈ validation: accuracy gap {100 * gap:.1f} points"
           + (f" (train accuracy {acc:.3f})" if isinstance(acc, (int, float)) else "")]
     if chance is not None:
         ev.append(f"the training loss {train_loss:.3f} is still {train_loss / chance:.0%} of a "
                   f"uniform guess's ({chance:.3f})")
-    conf = 0.6 + (0.1 if gap < 0.02 else 0.0) + (
+    conf = (0.6 if plateau else 0.5) + (0.1 if gap < 0.02 else 0.0) + (
         0.15 if chance is not None and train_loss > 0.5 * chance else 0.0)
     return Finding("underfitting", "Underfitting: the network cannot fit its training data",
-                   ev, min(conf, 0.9), data={"gap": gap, "change": change})
+                   ev, min(conf, 0.9), data={"gap": gap, "change": change, "plateau": plateau})
 
 
 def _smooth_still_falling(history) -> tuple[bool, float]:
@@ -424,7 +431,9 @@ def find_problems(history: Sequence[dict[str, Any]], summary: dict[str, Any], re
     if high is None:   # with an unstable learning rate the curves say nothing about fit
         over = _overfitting(history, summary)
         curves = [over] if over else [_underfitting(history, summary), _gap_note(history, summary)]
-        curves += [_lr_too_low(history, recipe, lr_suggestion), _still_improving(history, recipe)]
+        curves += [_lr_too_low(history, recipe, lr_suggestion)]
+        if not any(f is not None and f.key == "underfitting" for f in curves):
+            curves.append(_still_improving(history, recipe))
         found += [f for f in curves if f]
     sched = _schedule_high(history, recipe)
     found += [sched] if sched else []

@@ -215,6 +215,10 @@ def _higher_lr(r, f):
     return (f"Raise the learning rate to {_num(lr)}", "higher_lr", _lr_sets(r, lr))
 
 
+def _more_epochs_unless_plateau(r, f):
+    return None if f.data.get("plateau") else _more_epochs(r, f)
+
+
 def _more_epochs(r, f):
     n = 2 * r.train.epochs
     return f"Train twice as long ({n} epochs)", "more_epochs", [f"train.epochs={n}"]
@@ -236,7 +240,7 @@ _REMEDIES: dict[str, list[Remedy]] = {
     "early_stopping_too_early": [_patience],
     # Table 11-3: early stopping first, weight decay if needed; then dropout and max-norm
     "overfitting": [_early_stopping_on, _dropout, _weight_decay, _max_norm, _narrower],
-    "underfitting": [_less_dropout, _wider, _more_epochs],
+    "underfitting": [_less_dropout, _wider, _more_epochs_unless_plateau],
     "lr_too_low": [_higher_lr, _onecycle],
     "still_improving": [_more_epochs],
     "schedule_ended_high": [_onecycle],
