@@ -86,7 +86,11 @@ def test_a_fit_with_diagnose_uses_its_own_probes(advice):
 def test_the_advice_is_written_into_the_run_report(advice, runs):
     summary = json.loads((runs["huge"] / "summary.json").read_text())
     assert summary["advice"]["findings"][0]["key"] == "overfitting"
-    assert any(s["title"] == "Advice" for s in summary["sections"])
+    section = next(s for s in summary["sections"] if s["title"] == "Advice")
+    for p in advice["huge"].proposals:   # each proposal with its --set line and full diff
+        assert p.set_args() in section["text"] and p.diff_text() in section["text"].replace(
+            "\n   ", "\n")
+    assert section["table"][1][0] == "Overfitting"
     assert "Advice" in (runs["huge"] / "report.html").read_text()
 
 

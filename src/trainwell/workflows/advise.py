@@ -59,6 +59,17 @@ class Advice:
     def text(self) -> str:
         """Findings with evidence and confidence, then the proposals with their ``--set``
         lines and recipe diffs, as plain lines."""
+        lines = self._header()
+        if self.findings:
+            lines.append("Findings:")
+        for i, f in enumerate(self.findings, 1):
+            tag = "" if f.alarming else " (note)"
+            lines.append(f"{i}. {f.title}{tag} — confidence {f.confidence_word} "
+                         f"({f.confidence:.2f})")
+            lines += [f"   - {e}" for e in f.evidence]
+        return "\n".join(lines + self._proposal_lines())
+
+    def _header(self) -> list[str]:
         lines = [f"Advice for {self.run_dir} ({self.status}, {self.epochs} epochs; "
                  f"{self.source_text()})."]
         lines += self.notes
@@ -68,20 +79,17 @@ class Advice:
         if not self.alarming:
             lines.append("No problem found: the curves, the learning rate and the gradient "
                          "flow look healthy.")
-        if self.findings:
-            lines.append("Findings:")
-        for i, f in enumerate(self.findings, 1):
-            tag = "" if f.alarming else " (note)"
-            lines.append(f"{i}. {f.title}{tag} — confidence {f.confidence_word} "
-                         f"({f.confidence:.2f})")
-            lines += [f"   - {e}" for e in f.evidence]
+        return lines
+
+    def _proposal_lines(self) -> list[str]:
+        lines = []
         if self.proposals:
             lines.append("Proposed changes (try them side by side: trainwell advise RUN --try):")
         for i, p in enumerate(self.proposals, 1):
             lines.append(f"{i}. {p.title} — the chapter: {p.guideline}")
             lines.append(f"   {p.set_args()}")
             lines += ["   " + d for d in p.diff_text().split("\n")]
-        return "\n".join(lines)
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """The advice as plain data (what ``--json`` prints)."""
@@ -100,10 +108,7 @@ class Advice:
         for f in self.findings:
             table.append([f.title + ("" if f.alarming else " (note)"),
                           f"{f.confidence_word} ({f.confidence:.2f})", "; ".join(f.evidence)])
-        text = "\n".join(ln for ln in self.text().split("\n")
-                         if not ln.startswith(("   - ", "Findings:"))
-                         and not any(ln.startswith(f"{i}. {f.title}")
-                                     for i, f in enumerate(self.findings, 1)))
+        text = "\n".join(self._header() + self._proposal_lines())
         return (table if len(table) > 1 else []), text
 
 
