@@ -1,10 +1,11 @@
 """``advise --try``: train the current recipe and each proposed change side by side.
 
-Every variant runs through :func:`trainwell.compare.run_comparison` with the same seeds, so
+Every variant runs through :func:`trainwell.studies.compare.run_comparison` with the same seeds, so
 each seed gives every variant the same validation split, the same order of mini-batches and,
-where the architectures match, the same initial weights. A change *helped* when its best
-validation metric beats the current recipe's on average over the random seeds; the paired
-differences (same seed) give the mean ± std of the gain. ``improved.toml`` is the run's recipe
+where the architectures match, the same initial weights. A change *helped* when the
+validation metric of the model each run keeps (early stopping's best weights, else the last
+ones: what a user of the recipe gets) beats the current recipe's on average over the random
+seeds; the paired differences (same seed) give the mean ± std of the gain. ``improved.toml`` is the run's recipe
 with the best row's change (or unchanged when nothing beat it); budget overrides passed to
 :func:`try_proposals` (fewer epochs, a data limit) are not written into it.
 """
@@ -30,7 +31,9 @@ class TryResult:
 
     Attributes:
         comparison: the :class:`~trainwell.compare.Comparison` (directory, rows, runs).
-        rows: one per variant: ``variant``, ``sets``, ``mean``, ``std``, ``gain_mean``,
+        rows: one per variant: ``variant``, ``sets``, ``mean``, ``std`` (the validation
+            metric of the model each run kept: early stopping's best weights, else the last),
+            ``best_epoch_mean`` (the comparison table's best epoch), ``gain_mean``,
             ``gain_std`` (paired over the random seeds, in the metric's units; positive = better),
             ``helped``, ``seeds``.
         best: the name of the best variant; improved: the path of ``improved.toml``.
@@ -61,8 +64,8 @@ class TryResult:
             verdict = "helped" if r["helped"] else "did not help"
             used = ", ".join(map(str, r["seeds"]))
             gain = fmt(r["gain_mean"], r["gain_std"])
-            out.append(f"{r['variant']}: {verdict} ({self.metric} {gain} vs current, "
-                       f"seeds {used})")
+            out.append(f"{r['variant']}: {verdict} ({self.metric} of the kept model {gain} "
+                       f"vs current, seeds {used})")
         out.append(f"best: {self.best} → {self.improved}")
         return out
 
@@ -73,7 +76,11 @@ class TryResult:
 
 def _label(sets: Sequence[str]) -> str:
     """``dropout=0.2`` or ``activation=elu,init=auto``: the change itself names the row."""
-    return ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in (s.partition("=") for s in sets))
+    def short(field: str) -> str:
+        section, _, name = field.rpartition(".")
+        return section if name == "name" else name   # schedule.name=x → schedule=x
+
+    return ",".join(f"{short(k)}={v}" for k, _, v in (s.partition("=") for s in sets))
 
 
 def _best(rows: list[dict[str, Any]], metric: str) -> int:
@@ -86,6 +93,16 @@ def _best(rows: list[dict[str, Any]], metric: str) -> int:
         if math.isfinite(m) and (not math.isfinite(b) or sign * (m - b) > 0):
             best = i
     return best
+
+
+def _kept_metric(outcome: Any, metric: str) -> float:
+    """``metric`` of the model the run kept (its summary's final metrics), else the best epoch's."""
+    try:
+        final = json.loads((Path(outcome.run_dir) / "summary.json").read_text(encoding="utf-8"))
+        value = ((final.get("metrics") or {}).get("final") or {}).get(metric)
+    except (OSError, ValueError):
+        value = None
+    return float(value) if isinstance(value, (int, float)) else float(outcome.best)
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -136,17 +153,21 @@ def try_proposals(advice: Any, *, seeds: Sequence[int] | None = None,
                                 console=console)
     metric = comparison.metric
     sign = 1.0 if "acc" in metric else -1.0
-    best_of = {(o.variant, o.seed): o.best for o in comparison.outcomes}
+    # the model each run keeps (early stopping restores its best weights; a run without it
+    # keeps its last ones) — what a user of the recipe gets, so what "helped" is judged on
+    kept = {(o.variant, o.seed): _kept_metric(o, metric) for o in comparison.outcomes}
     rows = []
     for v, crow in zip(variants, comparison.rows, strict=True):
-        gains = [sign * (best_of[(v.name, s)] - best_of[(CURRENT, s)]) for s in seeds]
+        gains = [sign * (kept[(v.name, s)] - kept[(CURRENT, s)]) for s in seeds]
         g_mean, g_std = _mean_std(gains)
+        mean, std = _mean_std([kept[(v.name, s)] for s in seeds])
         rows.append({"variant": v.name, "sets": [f"{k}={x}" for k, x in v.changes.items()],
-                     "mean": crow["best_mean"], "std": crow["best_std"], "gain_mean": g_mean,
-                     "gain_std": g_std, "helped": bool(v.name != CURRENT and g_mean is not None
-                                                       and g_mean > 0),
+                     "mean": mean, "std": std, "best_epoch_mean": crow["best_mean"],
+                     "gain_mean": g_mean, "gain_std": g_std,
+                     "helped": bool(v.name != CURRENT and g_mean is not None and g_mean > 0),
                      "seeds": list(crow["seeds"])})
-    best = variants[_best(comparison.rows, metric)]
+    best = variants[_best([{"best_mean": r["mean"] if r["mean"] is not None else math.nan}
+                           for r in rows], metric)]
     improved_recipe = apply_overrides(advice.recipe, [f"{k}={x}" for k, x in best.changes.items()]
                                       + [f"name={advice.recipe.name}-improved"])
     if best.name != CURRENT:
@@ -165,7 +186,8 @@ def _record_in_run(run_dir: Path, result: TryResult) -> None:
     from trainwell.report.rundir import add_summary_section, write_report
 
     pct = "acc" in result.metric
-    table = [["variant", "changes", f"best {result.metric}", "gain vs current", "helped"]]
+    table = [["variant", "changes", f"kept model's {result.metric}", "gain vs current",
+              "helped"]]
     for r in result.rows:
         def f(m, s, signed=False):
             if m is None or not math.isfinite(m):
