@@ -178,3 +178,20 @@ def test_a_bad_value_is_refused_before_data_is_loaded_or_a_folder_made(tmp_path,
     assert bad.split("=")[0].replace("anneal_frac", "warmup_frac") in result.output
     assert "absent.npz" not in result.output
     assert not out.exists() or not any(out.iterdir())
+
+
+TRAINER_FIELDS = ["optimizer.lr", "optimizer.clip_value", "optimizer.clip_norm",
+                  "optimizer.clip_global_norm", "regularization.l1", "regularization.l2",
+                  "regularization.max_norm"]
+
+
+@pytest.mark.parametrize("field", TRAINER_FIELDS)
+def test_the_trainer_accepts_what_the_recipe_accepts(field):
+    from trainwell.train import Trainer
+
+    r = checks.RANGES[field]
+    name = field.partition(".")[2]
+    for v in _probes(r):
+        recipe_ok = _accepts(lambda v=v: apply_overrides(Recipe(), [f"{field}={_toml(v)}"]))
+        trainer_ok = _accepts(lambda v=v: Trainer(nn.Linear(2, 2), device="cpu", **{name: v}))
+        assert recipe_ok == trainer_ok == r.contains(v), (field, v, recipe_ok, trainer_ok)

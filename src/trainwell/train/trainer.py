@@ -9,7 +9,6 @@ device tensors and are read once per epoch (the one host sync, marked below).
 from __future__ import annotations
 
 import copy
-import math
 import signal
 import threading
 import time
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 import trainwell.train.distributed as distributed
+from trainwell.checks import check_field
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
 from trainwell.tasks import TASKS, Task, get_task
 from trainwell.train.batches import BatchIterator
@@ -62,12 +62,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and dev.index is None and distributed.launched_by_torchrun():
         dev = torch.device("cuda", distributed.local_rank())  # one GPU per worker
     return dev
-
-
-def _number(field: str, value: Any, ok, accepted: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
-        raise ConfigError(field, value, accepted)
-    return float(value)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -151,13 +145,12 @@ class Trainer:
         self.device = distributed.setup(resolve_device(device))
         self.precision = precision if isinstance(precision, Precision) else \
             Precision(precision, self.device)
-        self.lr = _number("optimizer.lr", lr, lambda v: math.isfinite(v) and v > 0,
-                          "a number > 0")
+        self.lr = check_field("optimizer.lr", lr)   # the recipe's own rule (trainwell.checks)
         for field, v in (("optimizer.clip_value", clip_value), ("optimizer.clip_norm", clip_norm),
                          ("optimizer.clip_global_norm", clip_global_norm),
                          ("regularization.l1", l1), ("regularization.l2", l2),
                          ("regularization.max_norm", max_norm)):
-            _number(field, v, lambda x: math.isfinite(x) and x >= 0, "a number >= 0 (0 = off)")
+            check_field(field, v)
         self.clip = {"clip_value": clip_value, "clip_norm": clip_norm,
                      "clip_global_norm": clip_global_norm}
         self.l1, self.l2, self.max_norm = float(l1), float(l2), float(max_norm)
