@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from trainwell.errors import TrainwellError
 from trainwell.nn import build_model, fold_batch_norm, load_model, save_model
 
 
@@ -36,9 +35,12 @@ def test_folded_model_matches_batch_norm_model_in_eval(place, tmp_path):
     assert torch.allclose(load_model(tmp_path)(x), folded(x))
 
 
-def test_fold_without_batch_norm_is_a_plain_copy_and_needs_a_builder_model():
+def test_fold_without_batch_norm_is_a_plain_copy_and_folds_any_sequential():
     model = _with_statistics()
     x = torch.randn(4, 3, 4)
     assert torch.equal(fold_batch_norm(model)(x), model(x))
-    with pytest.raises(TrainwellError, match="build_model"):
-        fold_batch_norm(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
+    plain = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).eval()
+    folded = fold_batch_norm(plain)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in folded.modules())
+    x = torch.randn(5, 2)
+    assert torch.allclose(folded(x), plain(x), atol=1e-6)

@@ -152,9 +152,21 @@ class DataSection(_Section):
 
 
 class ModelSection(_Section):
-    """``[model]``: the dense network (→ ``build_model``) and its task/loss."""
+    """``[model]``: the network (→ ``build_model``) and its task/loss."""
 
     section: ClassVar[str] = "model"
+    kind: str = _choice("mlp", "`mlp` (dense), `cnn` (convolutional base `conv` + dense "
+                        "`hidden`), or `module` (your factory, see `module`)",
+                        static=("mlp", "cnn", "module"))
+    conv: list[Any] | None = Field(None, description=(
+        "kind = \"cnn\": [filters, kernel] (or [filters, kernel, stride]) and \"pool\", "
+        "\"avgpool\", \"gap\" items, e.g. [[32, 3], [32, 3], \"pool\", [64, 3], \"pool\"] "
+        "(default: that base with two [64, 3])"))
+    module: str | None = Field(None, description=(
+        "your network: \"package.module:factory\" or \"file.py:factory\", a function of "
+        "(input_shape, n_outputs, **[model.args]) returning an nn.Module that outputs logits"))
+    args: dict[str, Any] = Field(default_factory=dict, description=(
+        "[model.args]: extra keyword arguments of the `module` factory"))
     hidden: list[int] = Field([300, 100], description="units of each hidden layer")
     activation: str = _choice("relu", "hidden-layer activation", registry="activation")
     init: str = _choice("auto", "kernel initializer; `auto` matches the activation "
@@ -188,6 +200,33 @@ class ModelSection(_Section):
                 raise ConfigError("model.hidden", value, "a list of integers ≥ 1, e.g. [300, 100]")
             return value
         raise ConfigError("model.hidden", value, "a list of integers ≥ 1, e.g. [300, 100]")
+
+    @field_validator("conv", mode="after")
+    @classmethod
+    def _conv(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        from trainwell.nn.conv import parse_conv  # the one parser of the block list
+
+        parse_conv(value)
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> ModelSection:
+        if self.kind == "module" and not self.module:
+            raise ConfigError("model.module", self.module, "\"package.module:factory\" or "
+                              "\"file.py:factory\" when model.kind = \"module\"")
+        if self.module and self.kind == "cnn":
+            raise ConfigError("model.kind", self.kind, "\"module\" (or leave it out) when "
+                              "model.module names your factory")
+        if self.conv is not None and self.kind != "cnn":
+            raise ConfigError("model.conv", self.conv, "no conv list unless model.kind = "
+                              "\"cnn\"")
+        return self
+
+    def network_kind(self) -> str:
+        """``"module"`` when a factory is named, else ``kind``."""
+        return "module" if self.module else self.kind
 
 
 class RegularizationSection(_Section):

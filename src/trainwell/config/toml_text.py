@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -13,6 +14,10 @@ else:  # pragma: no cover - Python 3.10 needs the `tomli` backport
     import tomli as tomllib
 
 __all__ = ["tomllib", "to_toml"]
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
 def _toml_value(value: Any) -> str:
@@ -31,6 +36,9 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. [model.args]
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -42,6 +50,6 @@ def to_toml(recipe: Any) -> str:
     for sec, fields in data.items():
         lines += ["", f"[{sec}]"]
         for key, value in fields.items():
-            if value is not None:
+            if value is not None and value != {}:
                 lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

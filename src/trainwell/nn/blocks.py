@@ -86,6 +86,29 @@ def dense_block(in_features: int, units: int, *, activation: str = "relu", init:
     return block
 
 
+def _fold_any(model: nn.Module, config: dict | None) -> nn.Module:
+    """CNNs and your own modules: fold each batch norm that directly follows a Linear/Conv."""
+    from trainwell.nn.fold import fold_adjacent_batch_norms
+
+    folded, done, left = fold_adjacent_batch_norms(model)
+    if isinstance(config, dict):
+        cfg = dict(config)
+        if cfg.get("kind") == "cnn" and left == 0 and done > 0:
+            # every BN folded, so the builder without BN (biases on) rebuilds this network
+            cfg["batch_norm"] = "none"
+            folded = _without_identities(folded)
+        folded.trainwell_config = cfg
+    return folded
+
+
+def _without_identities(model: nn.Sequential) -> nn.Sequential:
+    for block in model.children():
+        if isinstance(block, nn.Sequential):
+            for name in [n for n, m in block.named_children() if isinstance(m, nn.Identity)]:
+                delattr(block, name)
+    return model
+
+
 def _bn_affine(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """(s, t) with bn(z) = z·s + t at eval: s = γ/√(σ²+ε), t = β − μ·s."""
     s = bn.running_var.add(bn.eps).rsqrt()
@@ -98,7 +121,12 @@ def _bn_affine(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
-    """A copy of a builder model with every batch norm folded into a linear layer, for inference.
+    """A copy of a model with its batch norms folded into the layers before them, for inference.
+
+    CNNs (``kind="cnn"``) and any other module: every batch norm that directly follows a
+    Linear or Conv layer (``batch_norm="before"``) is folded into it (see
+    :func:`trainwell.nn.fold.fold_adjacent_batch_norms`); one after an activation stays,
+    which is still exact. The dense builder network is described below.
 
     At eval batch norm is the per-unit affine map z·s + t with s = γ/√(σ²+ε) and
     t = β − μ·s (μ, σ² the running statistics). ``batch_norm="before"`` folds it into the
@@ -116,6 +144,9 @@ def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
         >>> fast = fold_batch_norm(model)                                                        # doctest: +SKIP
     """
     config = getattr(model, "trainwell_config", None)
+    if isinstance(config, dict) and config.get("kind", "mlp") != "mlp" or \
+            isinstance(model, nn.Module) and not isinstance(config, dict):
+        return _fold_any(model, config)
     if not isinstance(model, nn.Sequential) or not isinstance(config, dict):
         raise TrainwellError("fold_batch_norm needs a model made by build_model "
                              f"(got a {type(model).__name__} without trainwell_config)")

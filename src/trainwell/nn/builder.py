@@ -14,12 +14,15 @@ from trainwell.checks import check_field, is_integer
 from trainwell.errors import ConfigError, TrainwellWarning
 from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.blocks import BATCH_NORM_PLACES, DROPOUT_KINDS, dense_block, make_dropout
+from trainwell.nn.conv import build_cnn_layers, parse_conv
 from trainwell.nn.init import DISTRIBUTIONS, initialize_linear, resolve_init
 
-__all__ = ["build_model", "SelfNormalizationWarning", "TASK_NAMES",
+__all__ = ["build_model", "build_cnn", "SelfNormalizationWarning", "TASK_NAMES", "MODEL_KINDS",
            "check_self_normalizing_inputs"]
 
 TASK_NAMES = ("multiclass", "binary", "multilabel", "regression")
+#: ``model.kind``: a dense network, a convolutional one, or a module your factory builds.
+MODEL_KINDS = ("mlp", "cnn", "module")
 
 
 class SelfNormalizationWarning(TrainwellWarning, UserWarning):
@@ -46,8 +49,14 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
                 init_distribution: str = "normal", batch_norm: str = "none",
                 bn_momentum: float = 0.99, bn_epsilon: float = 1e-5, dropout: float = 0.0,
                 dropout_kind: str = "auto", dropout_top_k: int = 0, input_dropout: float = 0.0,
-                leaky_slope: float = 0.01) -> nn.Sequential:
+                leaky_slope: float = 0.01, kind: str = "mlp", conv: Sequence[Any] | None = None,
+                module: str | None = None, args: dict[str, Any] | None = None,
+                reuse: int | None = None, source_n_outputs: int | None = None) -> nn.Module:
     """A dense network that outputs logits, built with the practices of the chapter.
+
+    ``kind="cnn"`` puts a convolutional base described by ``conv`` below the dense layers
+    (see :func:`build_cnn`); ``kind="module"`` calls your factory ``module`` (see
+    :func:`trainwell.nn.build_from_factory`).
 
     The result is an ``nn.Sequential`` with named children: ``flatten`` (inputs with more than
     one dimension), ``input_dropout`` (if > 0), ``hidden1`` … ``hiddenN`` (each an
@@ -75,6 +84,12 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
         dropout_top_k: put dropout only in the top k hidden layers; 0 (default) = all.
         input_dropout: dropout rate on the inputs; default 0.
         leaky_slope: α of leaky_relu; default 0.01.
+        kind: ``"mlp"`` (default), ``"cnn"`` or ``"module"``.
+        conv: the convolutional base of ``kind="cnn"``, e.g. ``[[32, 3], "pool", [64, 3]]``.
+        module: ``"package.module:factory"`` or ``"file.py:factory"`` for ``kind="module"``;
+            args: the factory's extra keyword arguments (``[model.args]``).
+        reuse, source_n_outputs: set by transfer learning on a factory network: keep its
+            first ``reuse`` blocks (built for ``source_n_outputs``) under a new output layer.
 
     Raises:
         ConfigError: naming the recipe field of any bad value.
@@ -88,10 +103,18 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
         >>> [name for name, _ in model.named_children()]
         ['flatten', 'hidden1', 'hidden2', 'output']
     """
+    kind = _choice("model.kind", "mlp" if kind is None else kind, MODEL_KINDS)
     shape = _shape(input_shape)
     if not is_integer(n_outputs) or n_outputs < 1:
         raise ConfigError("model.n_outputs", n_outputs, "a positive integer")
     task = _choice("model.task", task, TASK_NAMES)
+    if kind == "module":
+        from trainwell.nn.factory import build_from_factory
+        return build_from_factory(module, input_shape=tuple(shape), n_outputs=int(n_outputs),
+                                  args=args, task=task, reuse=reuse,
+                                  source_n_outputs=source_n_outputs)
+    if kind == "cnn":
+        conv = [list(c) if isinstance(c, tuple) else c for c in parse_conv(conv)]
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) \
             or not all(is_integer(h) and h > 0 for h in hidden):
         raise ConfigError("model.hidden", hidden, "a list of positive integers, e.g. [300, 100]")
@@ -112,10 +135,9 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
     if not is_integer(dropout_top_k) or not 0 <= dropout_top_k <= len(hidden):
         raise ConfigError("regularization.dropout_top_k", dropout_top_k,
                           f"an integer from 0 (all hidden layers) to {len(hidden)}")
-    kind = dropout_kind
-    if kind == "auto":
-        kind = "alpha" if activation == "selu" else "standard"
-    _warn_self_normalization(activation, init_name, batch_norm, kind,
+    _warn_self_normalization(activation, init_name, batch_norm,
+                             "alpha" if dropout_kind == "auto" and activation == "selu" else
+                             ("standard" if dropout_kind == "auto" else dropout_kind),
                              dropout > 0 or input_dropout > 0)
 
     config = dict(input_shape=shape, n_outputs=int(n_outputs), task=task, hidden=hidden,
@@ -124,13 +146,25 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
                   bn_epsilon=float(bn_epsilon), dropout=dropout, dropout_kind=dropout_kind,
                   dropout_top_k=int(dropout_top_k), input_dropout=input_dropout,
                   leaky_slope=float(leaky_slope))
+    if kind == "cnn":
+        config.update(kind="cnn", conv=conv)
 
     model = nn.Sequential()
     features = math.prod(shape)
-    if len(shape) > 1:
-        model.add_module("flatten", nn.Flatten())
-    if input_dropout > 0:
-        model.add_module("input_dropout", make_dropout(input_dropout, kind))
+    drop_kind = "alpha" if dropout_kind == "auto" and activation == "selu" else \
+        ("standard" if dropout_kind == "auto" else dropout_kind)
+    if kind == "cnn":
+        if input_dropout > 0:
+            model.add_module("input_dropout", make_dropout(input_dropout, drop_kind))
+        features = build_cnn_layers(model, shape, conv, activation=activation, init=init_name,
+                                    init_distribution=init_distribution, batch_norm=batch_norm,
+                                    bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                                    leaky_slope=leaky_slope)
+    else:
+        if len(shape) > 1:
+            model.add_module("flatten", nn.Flatten())
+        if input_dropout > 0:
+            model.add_module("input_dropout", make_dropout(input_dropout, drop_kind))
     n = len(hidden)
     for i, units in enumerate(hidden, start=1):
         in_top_k = dropout_top_k == 0 or i > n - dropout_top_k
@@ -138,7 +172,8 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
             features, units, activation=activation, init=init_name,
             init_distribution=init_distribution, batch_norm=batch_norm,
             bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-            dropout=dropout if in_top_k else 0.0, dropout_kind=kind, leaky_slope=leaky_slope))
+            dropout=dropout if in_top_k else 0.0, dropout_kind=drop_kind,
+            leaky_slope=leaky_slope))
         features = units
     output = nn.Linear(features, n_outputs)
     # Logits have no activation: "auto" means glorot there (Table 11-1, "none").
@@ -146,6 +181,26 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
     model.add_module("output", output)
     model.trainwell_config = config
     return model
+
+
+def build_cnn(*, input_shape: Sequence[int], n_outputs: int,
+              conv: Sequence[Any] = ([32, 3], [32, 3], "pool", [64, 3], [64, 3], "pool"),
+              hidden: Sequence[int] = (128,), **kwargs: Any) -> nn.Sequential:
+    """A convolutional network that outputs logits: ``build_model(kind="cnn", ...)``.
+
+    Children: ``unsqueeze`` (for (H, W) inputs), ``conv1`` … (each an ``nn.Sequential`` of
+    ``conv``, ``bn``, ``act`` as in :func:`~trainwell.nn.conv.conv_block`), ``pool1`` …,
+    ``flatten``, ``hidden1`` … (dense blocks) and ``output``. Every other keyword of
+    :func:`build_model` applies (activation, init, batch_norm, dropout in the dense head, …).
+
+    Example:
+        >>> model = build_cnn(input_shape=(28, 28), n_outputs=10, conv=[[8, 3], "pool"],
+        ...                   hidden=[16], batch_norm="before")
+        >>> [name for name, _ in model.named_children()]
+        ['unsqueeze', 'conv1', 'pool1', 'flatten', 'hidden1', 'output']
+    """
+    return build_model(input_shape=input_shape, n_outputs=n_outputs, kind="cnn",
+                       conv=list(conv), hidden=list(hidden), **kwargs)
 
 
 def _warn_self_normalization(activation: str, init: str, batch_norm: str, kind: str,

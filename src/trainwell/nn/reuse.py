@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainwell.errors import ConfigError, DataError
+from trainwell.nn.surgery import head_features, truncated_config
 
 __all__ = [
     "blocks", "hidden_blocks", "reuse_layers", "freeze", "unfreeze", "frozen_blocks",
@@ -154,13 +155,15 @@ def reuse_layers(source: nn.Module | str | os.PathLike, n_outputs: int,
     names = [name for name, _ in blocks(clone)]
     cut = next(i for i, (name, _) in enumerate(children) if name == names[k])
     kept = children[:cut]
-    width = _last_linear_width(m for _, m in kept)
-    if width is None:
-        raise ConfigError("transfer.source", type(model).__name__,
-                          "a network whose reused layers end with an nn.Linear")
     new = nn.Sequential()
     for name, child in kept:
         new.add_module(name, child)
+    shape = expected_input_shape(model)
+    width = _last_linear_width(m for _, m in kept) if shape is None else \
+        _measured_width(new, shape)   # a conv base gets a Flatten and its real width
+    if width is None:
+        raise ConfigError("transfer.source", type(model).__name__,
+                          "a network whose reused layers end with an nn.Linear")
     config = getattr(model, "trainwell_config", None)
     head = nn.Linear(width, n_outputs)
     if isinstance(config, dict):
@@ -179,9 +182,21 @@ def reuse_layers(source: nn.Module | str | os.PathLike, n_outputs: int,
     return new
 
 
+def _measured_width(new: nn.Sequential, shape: Sequence[int]) -> int:
+    width, flat = head_features(new, shape)
+    if flat:
+        new.add_module("flatten", nn.Flatten())
+    return width
+
+
 def _truncated_config(config: dict[str, Any], k: int, n_outputs: int, task: str
                       ) -> dict[str, Any]:
-    cfg = dict(config)
+    if config.get("kind") in ("cnn", "module"):   # conv blocks first, or your factory's
+        cfg, k = truncated_config(config, k, n_outputs, task)
+        if k == 0:
+            return cfg
+    else:
+        cfg = dict(config)
     n = len(cfg.get("hidden", []))
     cfg.update(n_outputs=int(n_outputs), task=task, hidden=list(cfg.get("hidden", []))[:k])
     top = int(cfg.get("dropout_top_k", 0) or 0)

@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 
+#: The convolutional base of ``kind = "cnn"`` when the recipe gives no ``conv``.
+DEFAULT_CONV: list = [[32, 3], [32, 3], "pool", [64, 3], [64, 3], "pool"]
+
+
 def dataset_argument(recipe: Recipe) -> str:
     """What ``load_dataset`` receives: the file for ``npz``/``csv`` datasets, else the name."""
     d = recipe.data
@@ -90,12 +94,19 @@ def model_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
     (after :func:`splits_for_task`: a binary task on 2-class data has one output)."""
     m, r = recipe.model, recipe.regularization
     splits = splits_for_task(recipe, splits)
-    return dict(input_shape=tuple(splits.input_shape), n_outputs=int(splits.n_outputs),
-                task=resolved_task(recipe, splits), hidden=list(m.hidden),
-                activation=m.activation, init=m.init, init_distribution=m.init_distribution,
-                batch_norm=m.batch_norm, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
-                dropout=r.dropout, dropout_kind=r.dropout_kind, dropout_top_k=r.dropout_top_k,
-                input_dropout=r.input_dropout, leaky_slope=m.leaky_slope)
+    common = dict(input_shape=tuple(splits.input_shape), n_outputs=int(splits.n_outputs),
+                  task=resolved_task(recipe, splits))
+    kind = m.network_kind()
+    if kind == "module":  # your factory: it gets the shapes and [model.args], nothing else
+        return dict(common, kind="module", module=m.module, args=dict(m.args))
+    kwargs = dict(common, hidden=list(m.hidden),
+                  activation=m.activation, init=m.init, init_distribution=m.init_distribution,
+                  batch_norm=m.batch_norm, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
+                  dropout=r.dropout, dropout_kind=r.dropout_kind, dropout_top_k=r.dropout_top_k,
+                  input_dropout=r.input_dropout, leaky_slope=m.leaky_slope)
+    if kind == "cnn":
+        kwargs.update(kind="cnn", conv=list(m.conv) if m.conv is not None else DEFAULT_CONV)
+    return kwargs
 
 
 def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:

@@ -116,6 +116,12 @@ def _absolute_data_path(recipe: Recipe) -> Recipe:
         value = getattr(d, key)
         if value and value.lower().endswith((".npz", ".csv")) and not os.path.isabs(value):
             changes[key] = str(Path(value).resolve())
+    m = recipe.model
+    if m.module:  # a factory file given relative to here keeps working from anywhere
+        from trainwell.nn.factory import absolute_factory_spec
+        spec = absolute_factory_spec(m.module)
+        if spec != m.module:
+            recipe = recipe.model_copy(update={"model": m.model_copy(update={"module": spec})})
     if not changes:
         return recipe
     return recipe.model_copy(update={"data": d.model_copy(update=changes)})
