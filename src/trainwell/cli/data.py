@@ -56,6 +56,65 @@ def _describe(raw, console: Console) -> None:
     console.print(table)
 
 
+def _size_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _describe_folder(path: Path, console: Console) -> None:
+    """Image folders and .npy pairs: counts per class, shape, dtype, size, streaming."""
+    from trainwell.data.folders import AUTO_SHARE, memory_bytes, should_stream
+    from trainwell.data.sources import is_npy_folder, open_npy_pairs, scan_image_folder
+
+    table = Table(show_header=False, box=None)
+    if is_npy_folder(path):
+        x, y, xt, yt = open_npy_pairs(path)
+        from trainwell.data.files import infer_task
+
+        task, n_out = infer_task(y, where=f"{path} y")
+        parts = [("train", x, y)] + ([("test", xt, yt)] if xt is not None else [])
+        table.add_row("kind", ".npy pair (memory-mapped)")
+        names = None
+        skipped: list[str] = []
+    else:
+        folder = scan_image_folder(path, skip_bad=True)
+        task, n_out, names = "multiclass", len(folder.class_names), folder.class_names
+        parts = [("train", folder.train, folder.y_train)] + (
+            [("test", folder.test, folder.y_test)] if folder.test is not None else [])
+        table.add_row("kind", "image folder (read with Pillow)")
+        skipped = folder.skipped
+    table.add_row("task", f"{task} ({n_out} output{'s' if n_out != 1 else ''})")
+    for part, src, ys in parts:
+        table.add_row(part, f"{len(src)} samples of shape {tuple(src.shape)}, {src.dtype}")
+        if task == "multiclass":
+            table.add_row(f"{part} counts", _counts(np.asarray(ys), names, n_out))
+    if len(parts) == 1:
+        table.add_row("test", "none (20% of the samples are held out)")
+    if skipped:
+        table.add_row("unreadable", f"{len(skipped)} (first: {skipped[0]}); "
+                      "data.skip_bad = true skips them, else training stops there")
+    nbytes = sum(src.nbytes_float32() for _, src, _ in parts)
+    table.add_row("size on disk", _human(_size_on_disk(path)))
+    table.add_row("in memory", f"{_human(nbytes)} as float32")
+    total = memory_bytes()
+    stream = should_stream("auto", nbytes)
+    why = (f"over {AUTO_SHARE:.0%} of this machine's {_human(total)}" if stream else
+           f"fits in {AUTO_SHARE:.0%} of this machine's {_human(total)}") if total else \
+        "memory size unknown"
+    table.add_row("streams", f"{'yes' if stream else 'no'} with data.stream = \"auto\" ({why})")
+    console.print(f"{path}: user data", markup=False)
+    console.print(table)
+
+
 @data_app.command("fetch")
 def fetch(name: str = typer.Argument(..., help="fashion_mnist, mnist or cifar10"),
           data_dir_opt: Path | None = _CACHE_OPT,
@@ -80,7 +139,8 @@ def fetch(name: str = typer.Argument(..., help="fashion_mnist, mnist or cifar10"
 
 
 @data_app.command("info")
-def info(name: str = typer.Argument(..., help="a dataset name or a .npz/.csv file"),
+def info(name: str = typer.Argument(..., help="a dataset name, a .npz/.csv file, an image "
+                                    "folder (root/<class>/*.png) or a folder with x.npy/y.npy"),
          data_dir_opt: Path | None = _CACHE_OPT,
          target: str = typer.Option("target", help="target column of a CSV file")) -> None:
     """Source, license, cache path, whether it is present, shapes, class names and counts."""
@@ -90,6 +150,9 @@ def info(name: str = typer.Argument(..., help="a dataset name or a .npz/.csv fil
     console = Console(highlight=False)
     try:
         suffix = Path(name).suffix.lower()
+        if DATASETS.canonical(name) is None and (Path(name).is_dir() or suffix == ".npy"):
+            _describe_folder(Path(name), console)
+            return
         if suffix in (".npz", ".csv"):
             raw = load_raw(name, target=target)
             console.print(f"{name}: user file", markup=False)

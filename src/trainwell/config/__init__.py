@@ -14,6 +14,7 @@ from trainwell.config.io import load_recipe, loads_recipe, recipe_from_dict, sav
 from trainwell.config.overrides import apply_overrides, recipe_diff
 from trainwell.config.schema import (
     SECTIONS,
+    AugmentSection,
     DataSection,
     ModelSection,
     OptimizerSection,
@@ -34,6 +35,7 @@ __all__ = [
     "OptimizerSection",
     "ScheduleSection",
     "TrainSection",
+    "AugmentSection",
     "SECTIONS",
     "schedule_params",
     "UnknownFieldError",

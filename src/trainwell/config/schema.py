@@ -49,6 +49,7 @@ __all__ = [
     "OptimizerSection",
     "ScheduleSection",
     "TrainSection",
+    "AugmentSection",
     "SECTIONS",
     "schedule_params",
     "UnknownFieldError",
@@ -122,6 +123,20 @@ class DataSection(_Section):
     flatten: bool = Field(False, description="flatten each sample to a vector when loading")
     classes: list[int | str] | None = Field(None, description="keep only these classes")
     train_limit: int = Field(0, **_bounds("data.train_limit"), description="use at most this many training samples (0 = all)")
+    stream: bool | str = Field("auto", description=(
+        "read `images`/`npy` data from disk batch by batch (true), hold it in memory (false), "
+        "or stream when it would take over a quarter of the memory (\"auto\")"))
+    skip_bad: bool = Field(False, description=(
+        "skip unreadable or odd-sized images (counted in the summary) instead of stopping"))
+    workers: int = Field(-1, ge=-1, description=(
+        "DataLoader worker processes when streaming (-1 = auto: up to 4, 0 on 2 cores)"))
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return value if isinstance(value, bool) else "auto"
+        raise ConfigError("data.stream", value, '"auto", true or false')
 
     @field_validator("dataset")
     @classmethod
@@ -148,6 +163,11 @@ class DataSection(_Section):
         if self.dataset in ("npz", "csv") and not self.path:
             raise ConfigError("data.path", self.path,
                               f"a path to a .{self.dataset} file when data.dataset = {self.dataset!r}")
+        if self.dataset in ("images", "npy") and not self.path:
+            what = "a folder of class subfolders of images (root/<class>/*.png)" \
+                if self.dataset == "images" else "a folder holding x.npy and y.npy"
+            raise ConfigError("data.path", self.path,
+                              f"{what} when data.dataset = {self.dataset!r}")
         return self
 
 
@@ -368,6 +388,21 @@ class ScheduleSection(_Section):
                 if k != "name" and v is not None and (own is None or k in own)}
 
 
+class AugmentSection(_Section):
+    """``[augment]``: random changes to each training batch, on the device (off at evaluation)."""
+
+    section: ClassVar[str] = "augment"
+    flip: bool = Field(False, description="flip each training image left-right with p = 0.5")
+    crop_padding: int = Field(0, ge=0, description=(
+        "pad each training image by this many pixels and crop it back at a random offset "
+        "(0 = off)"))
+    noise_std: float = Field(0.0, ge=0, description=(
+        "add Gaussian noise of this std to the (standardized) training inputs (0 = off)"))
+
+    def active(self) -> bool:
+        return self.flip or self.crop_padding > 0 or self.noise_std > 0
+
+
 _MONITORS = ("val_loss", "val_accuracy", "val_mae", "loss", "accuracy", "mae")
 
 
@@ -410,6 +445,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "optimizer": OptimizerSection,
     "schedule": ScheduleSection,
     "train": TrainSection,
+    "augment": AugmentSection,
 }
 _TOP_LEVEL = ("name", "description", *SECTIONS)
 
@@ -434,6 +470,7 @@ class Recipe(BaseModel):
     optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    augment: AugmentSection = Field(default_factory=AugmentSection)
 
     @field_validator("name")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 from trainwell.data.builtin import BUILTINS, load_builtin, obtain
 from trainwell.data.cache import data_dir
 from trainwell.data.files import load_csv, load_npz
+from trainwell.data.folders import is_folder_dataset, load_folder_dataset
 from trainwell.data.raw import RawData
 from trainwell.data.registry import DATASETS
 from trainwell.data.splits import Splits, make_splits
@@ -39,6 +40,9 @@ def load_raw(name_or_path: str | Path, *, cache_dir: str | Path | None = None,
     if entry.meta.get("kind") == "file":
         raise ConfigError("data.path", None, f"a path to a {entry.meta['suffix']} file for "
                           f"dataset {entry.name!r}")
+    if entry.meta.get("kind") == "folder":
+        raise ConfigError("data.path", None, f"a folder for dataset {entry.name!r} "
+                          "(load it with load_dataset(path))")
     ds = entry.obj
     root = Path(cache_dir) if cache_dir is not None else data_dir()
     kind, path = obtain(ds, root, download=download, progress=progress)
@@ -52,7 +56,9 @@ def load_dataset(name_or_path: str | Path, *, validation: int | float = 5000,
                  classes=None, train_limit: int = 0, seed: int = 0,
                  cache_dir: str | Path | None = None, target: str = "target",
                  download: bool = True, progress: bool = True) -> Splits:
-    """Load a dataset by name (``fashion_mnist``, ``mnist``, ``cifar10``) or path (.npz/.csv).
+    """Load a dataset by name (``fashion_mnist``, ``mnist``, ``cifar10``) or path (.npz/.csv,
+    an image folder ``root/<class>/*.png`` or a folder with ``x.npy``/``y.npy``, in memory;
+    :func:`trainwell.data.folders.load_folder_dataset` also streams).
 
     Built-in datasets are read from ``cache_dir`` (default :func:`data_dir`) and downloaded
     (sha256 checked) when absent. The result is split, subset, standardized and validated
@@ -81,6 +87,11 @@ def load_dataset(name_or_path: str | Path, *, validation: int | float = 5000,
         ConfigError: an unknown dataset name or a bad split option.
         DataError: a dataset that cannot be obtained or arrays that cannot be used.
     """
+    text = str(name_or_path)
+    if text not in DATASETS and is_folder_dataset(text):   # image folder or .npy pair
+        return load_folder_dataset(text, validation=validation, stratify=stratify,
+                                   standardize=standardize, flatten=flatten, classes=classes,
+                                   train_limit=train_limit, seed=seed, stream=False)
     raw = load_raw(name_or_path, cache_dir=cache_dir, target=target, download=download,
                    progress=progress)
     for x, y, where in ((raw.x_train, raw.y_train, "data.x_train"),

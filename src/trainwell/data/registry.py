@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trainwell.data.builtin import BUILTINS
 from trainwell.data.files import load_csv, load_npz
+from trainwell.data.folders import load_folder_dataset
 from trainwell.registry import Registry
 
 __all__ = ["DATASETS"]
@@ -23,3 +24,9 @@ DATASETS.register("npz", load_npz, kind="file", suffix=".npz",
                   description="your arrays: x, y and optionally x_test, y_test (.npz)")
 DATASETS.register("csv", load_csv, kind="file", suffix=".csv",
                   description="your table: numeric feature columns and a target column (.csv)")
+DATASETS.register("images", load_folder_dataset, kind="folder",
+                  description="your images: root/<class>/*.png|jpg (or root/train + root/test), "
+                              "read with Pillow, in memory or streamed")
+DATASETS.register("npy", load_folder_dataset, kind="folder",
+                  description="your arrays: a folder with x.npy, y.npy (and optionally "
+                              "x_test.npy, y_test.npy), memory-mapped, in memory or streamed")

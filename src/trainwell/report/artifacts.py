@@ -67,7 +67,10 @@ def _dataset_info(splits: Any) -> dict[str, Any]:
             "n_train": n("train"), "n_val": n("val"), "n_test": n("test"),
             "input_shape": list(getattr(splits, "input_shape", ()) or ()),
             "n_outputs": getattr(splits, "n_outputs", None),
-            "class_names": getattr(splits, "class_names", None)}
+            "class_names": getattr(splits, "class_names", None),
+            **({"streamed": True} if getattr(splits, "streamed", False) else {}),
+            **({"skipped": len(splits.skipped), "skipped_first": splits.skipped[:5]}
+               if getattr(splits, "skipped", None) else {})}
 
 
 def _status_message(status: str, divergence: dict[str, Any] | None) -> str:

@@ -42,6 +42,11 @@ def _mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
+def _is_streamed(x: Any) -> bool:
+    """Features read from disk per batch (trainwell.data.stream.StreamedPart)."""
+    return type(x).__name__ == "StreamedPart" and hasattr(x, "read")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, then Apple's MPS, else CPU; anything else is passed
     to torch.device. A torchrun worker on CUDA gets ``cuda:LOCAL_RANK``."""
@@ -210,6 +215,8 @@ class Trainer:
         self._resumed = False
         self._interrupt = False
         self._data: dict[str, Any] | None = None  # n, batch_size, shuffle of the last fit
+        self.augment: Any = None  # [augment]: a function (batch, key) → batch, training only
+        self.workers = 0          # DataLoader worker processes for streamed data
 
     # ------------------------------------------------------------------ inputs
     def _as_tensor(self, x: Any, field: str) -> torch.Tensor:
@@ -221,6 +228,8 @@ class Trainer:
 
     def _prepare(self, x: Any, y: Any, field: str) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Validate ``x``/``y`` (and the model's output) before any step; move them to device."""
+        if _is_streamed(x):
+            return self._prepare_streamed(x, y, field)
         x = self._as_tensor(x, f"{field}.x")
         y = self._as_tensor(y, f"{field}.y")
         if x.dim() == 0 or y.dim() == 0:
@@ -249,6 +258,20 @@ class Trainer:
             raise DataError(f"{field}.x: contains NaN or Inf; clean or impute the features")
         y = self.task.prepare_targets(y).to(self.device)
         return x, y, n_outputs
+
+    def _prepare_streamed(self, x: Any, y: Any, field: str) -> tuple[Any, torch.Tensor, int]:
+        """Streamed features stay on disk (the data layer checked them in its one pass);
+        targets move to the device; the model is tried on the first two samples."""
+        y = self._as_tensor(y, f"{field}.y")
+        if len(x) != y.shape[0]:
+            raise DataError(f"{field}: x has {len(x)} samples but y has {y.shape[0]}")
+        if len(x) == 0:
+            raise DataError(f"{field}: no samples")
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
+                     torch.float32)
+        n_outputs = self._dry_run(x[:2].to(self.device, dtype=dtype), field)
+        self.task.validate_targets(y, n_outputs, f"{field}.y")
+        return x, self.task.prepare_targets(y).to(self.device), n_outputs
 
     def _dry_run(self, x: torch.Tensor, field: str) -> int:
         """One forward pass on 2 samples in eval mode (no RNG use, no BN update)."""
@@ -348,16 +371,26 @@ class Trainer:
             _, state = find_checkpoint(resume_from, map_location="cpu")
             self.load_state_dict(state)
         world = distributed.world_size()
-        distributed.check_shards(int(x.shape[0]), batch_size, world)
+        distributed.check_shards(int(len(x)), batch_size, world)
         if not isinstance(drop_last, bool):
             raise ConfigError("drop_last", drop_last, "True or False")
-        batches = BatchIterator(x, y, batch_size=batch_size, shuffle=shuffle,
-                                generator=self.generator, rank=distributed.rank(),
-                                world_size=world, drop_last=drop_last)
+        if _is_streamed(x):  # read from disk per batch, in the in-memory order
+            from trainwell.data.stream import StreamingBatches
+            batches = StreamingBatches(x, y, batch_size=batch_size, shuffle=shuffle,
+                                       generator=self.generator, device=self.device,
+                                       workers=self.workers, rank=distributed.rank(),
+                                       world_size=world, drop_last=drop_last)
+        else:
+            batches = BatchIterator(x, y, batch_size=batch_size, shuffle=shuffle,
+                                    generator=self.generator, rank=distributed.rank(),
+                                    world_size=world, drop_last=drop_last)
         if len(batches) == 0:
-            raise ConfigError("train.batch_size", batch_size, f"at most the {x.shape[0]} "
+            raise ConfigError("train.batch_size", batch_size, f"at most the {len(x)} "
                               "training samples when the last partial batch is left out")
-        data = {"n": int(x.shape[0]), "batch_size": batch_size, "shuffle": bool(shuffle)}
+        if self.augment is not None:  # [augment]: per training batch, on the device
+            from trainwell.data.augment import AugmentedBatches
+            batches = AugmentedBatches(batches, self.augment)
+        data = {"n": int(len(x)), "batch_size": batch_size, "shuffle": bool(shuffle)}
         if drop_last:
             data["drop_last"] = True
         saved, self._data = self._data, data
@@ -507,8 +540,12 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for lo in range(0, x.shape[0], batch_size):
-                part = self.task.metric_sums(self.model(x[lo:lo + batch_size]),
-                                             y[lo:lo + batch_size])
+                xb = x[lo:lo + batch_size]
+                if _is_streamed(x):  # read from disk: move (and cast) each chunk
+                    xb = xb.to(self.device, dtype=next(
+                        (p.dtype for p in self.model.parameters() if p.is_floating_point()),
+                        torch.float32))
+                part = self.task.metric_sums(self.model(xb), y[lo:lo + batch_size])
                 for k, v in part.items():
                     sums[k] = sums[k] + v if k in sums else v.to(torch.float64)
         self.model.train(was_training)

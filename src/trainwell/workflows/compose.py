@@ -40,14 +40,24 @@ DEFAULT_CONV: list = [[32, 3], [32, 3], "pool", [64, 3], [64, 3], "pool"]
 def dataset_argument(recipe: Recipe) -> str:
     """What ``load_dataset`` receives: the file for ``npz``/``csv`` datasets, else the name."""
     d = recipe.data
-    return d.path if d.dataset in ("npz", "csv") and d.path else d.dataset
+    return d.path if d.dataset in ("npz", "csv", "images", "npy") and d.path else d.dataset
 
 
 def load_splits(recipe: Recipe, *, progress: bool = True) -> Any:
-    """Load the ``[data]`` section's dataset as :class:`trainwell.data.Splits`."""
+    """Load the ``[data]`` section's dataset as :class:`trainwell.data.Splits`
+    (image folders and ``.npy`` pairs: in memory or streamed, per ``data.stream``)."""
     from trainwell.data import load_dataset
 
     d = recipe.data
+    if d.dataset in ("images", "npy"):
+        from trainwell.data.folders import load_folder_dataset
+
+        splits = load_folder_dataset(d.path, validation=d.validation, stratify=d.stratify,
+                                     standardize=d.standardize, flatten=d.flatten,
+                                     classes=d.classes, train_limit=d.train_limit,
+                                     seed=recipe.train.seed, stream=d.stream,
+                                     skip_bad=d.skip_bad)
+        return splits_for_task(recipe, splits)
     splits = load_dataset(dataset_argument(recipe), validation=d.validation,
                           stratify=d.stratify, standardize=d.standardize, flatten=d.flatten,
                           classes=d.classes, train_limit=d.train_limit, seed=recipe.train.seed,
@@ -153,7 +163,25 @@ def build_trainer(recipe: Recipe, model: Any, splits: Any, *, callbacks: Sequenc
     """A :class:`trainwell.train.Trainer` for ``model`` with the recipe's optimization setup."""
     from trainwell.train import Trainer
 
-    return Trainer(model, callbacks=list(callbacks), **trainer_kwargs(recipe, splits))
+    trainer = Trainer(model, callbacks=list(callbacks), **trainer_kwargs(recipe, splits))
+    a = recipe.augment
+    if a.active():  # per training batch, on the device, seeded by the run
+        from trainwell.data.augment import Augment
+        trainer.augment = Augment(flip=a.flip, crop_padding=a.crop_padding,
+                                  noise_std=a.noise_std, seed=recipe.train.seed,
+                                  input_shape=tuple(splits.input_shape))
+    trainer.workers = data_workers(recipe.data.workers, trainer.device)
+    return trainer
+
+
+def data_workers(workers: int, device: Any) -> int:
+    """``data.workers`` resolved: -1 = up to 4 worker processes, none on a 2-core machine."""
+    import os
+
+    if workers >= 0:
+        return workers
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores // 2)
 
 
 def build_from_recipe(recipe: Recipe, splits: Any = None, *, model: Any = None,

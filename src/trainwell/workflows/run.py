@@ -116,6 +116,8 @@ def _absolute_data_path(recipe: Recipe) -> Recipe:
         value = getattr(d, key)
         if value and value.lower().endswith((".npz", ".csv")) and not os.path.isabs(value):
             changes[key] = str(Path(value).resolve())
+    if d.dataset in ("images", "npy") and d.path and not os.path.isabs(d.path):
+        changes["path"] = str(Path(d.path).resolve())
     m = recipe.model
     if m.module:  # a factory file given relative to here keeps working from anywhere
         from trainwell.nn.factory import absolute_factory_spec
