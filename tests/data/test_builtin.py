@@ -38,7 +38,7 @@ def _place_idx(folder, n_train=6, n_test=4, labels_max=9):
 
 
 def test_registry_lists_datasets_with_metadata():
-    assert DATASETS.names() == ["fashion_mnist", "mnist", "cifar10", "npz", "csv"]
+    assert DATASETS.names() == ["fashion_mnist", "mnist", "cifar10", "npz", "csv", "images", "npy"]
     meta = DATASETS.get("Fashion-MNIST").meta
     assert meta["class_names"][5:7] == ["Sandal", "Shirt"] and meta["input_shape"] == (28, 28)
     assert meta["license"] == "MIT"
