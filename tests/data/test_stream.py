@@ -145,3 +145,9 @@ def test_skip_bad_skips_and_counts_unreadable_images(tmp_path):
     s = load_folder_dataset(root, validation=5, stream=False, skip_bad=True)
     assert s.skipped == [str(root / "c1" / "broken.png")]
     assert len(s.x_train) + len(s.x_val) + len(s.x_test) == 30
+
+
+def test_an_image_folder_validation_set_holds_every_class(image_root):
+    s = load_folder_dataset(image_root, validation=12, stream=False)
+    assert set(s.y_val.tolist()) == {0, 1, 2}
+    assert set(s.y_test.tolist()) == {0, 1, 2}

@@ -135,6 +135,9 @@ def load_folder_dataset(path: str | os.PathLike, *, validation: int | float = 50
         raise DataError(f"data.path: {path} does not exist")
     src = _open(path, skip_bad)
     keep_tr, keep_te = _classes(src, classes)
+    if src["kind"] == "images":  # files come grouped by class: a seeded shuffle, so that the
+        # validation set (the last N by default, as for arrays) holds every class
+        keep_tr = keep_tr[np.random.default_rng(seed).permutation(len(keep_tr))]
     y_all = src["y"][keep_tr]
     classification = src["task"] == "multiclass"
     x_src: ArraySource = src["x"]

@@ -99,7 +99,13 @@ def lr_find_recipe(recipe: Any, *, splits: Any = None, steps: int = 200,
     model = build_model_from_recipe(recipe, splits)
     model.to(device)
     o, r = recipe.optimizer, recipe.regularization
-    result = find_lr(model, splits.x_train.to(device), splits.y_train.to(device),
+    x, y = splits.x_train, splits.y_train
+    if getattr(splits, "streamed", False):  # data on disk: read only what the test can use
+        k = min(len(x), steps * recipe.train.batch_size)
+        rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(
+            recipe.train.seed))[:k]
+        x, y = x[rows], y[rows]
+    result = find_lr(model, x.to(device), y.to(device),
                      optimizer=o.name,
                      optimizer_params={k: getattr(o, k) for k in _OPT_FIELDS if hasattr(o, k)},
                      task=resolved_task(recipe, splits),
