@@ -29,6 +29,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/bench_cnn.py
 
 lint: install
 	$(VENV)/bin/ruff check src tests

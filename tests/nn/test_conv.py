@@ -152,3 +152,23 @@ def test_too_many_pools_for_the_image_is_one_error():
         build_cnn(input_shape=(4, 4), n_outputs=2, conv=[[2, 3], "pool", "pool", "pool"])
     with pytest.raises(ConfigError, match="model.kind"):
         build_cnn(input_shape=(16,), n_outputs=2, conv=[[2, 3]])
+
+
+@pytest.mark.parametrize("reuse, names", [
+    (1, ["unsqueeze", "conv1", "pool1", "flatten", "output"]),
+    (2, ["unsqueeze", "conv1", "pool1", "conv2", "flatten", "output"]),
+    (3, ["unsqueeze", "conv1", "pool1", "conv2", "flatten", "hidden1", "output"])])
+def test_transfer_reuses_conv_blocks_under_a_measured_head_and_reloads(reuse, names, tmp_path):
+    from trainwell.nn.reuse import reuse_layers
+
+    source = build_cnn(input_shape=(8, 8), n_outputs=5, conv=[[3, 3], "pool", [4, 3]],
+                       hidden=[6, 7], batch_norm="before")
+    new = reuse_layers(source, n_outputs=2, task="binary", reuse=reuse)
+    assert [n for n, _ in new.named_children()] == names
+    assert torch.equal(new.conv1.conv.weight, source.conv1.conv.weight)
+    x = torch.randn(3, 8, 8)
+    new.eval()
+    assert new(x).shape == (3, 2)
+    save_model(new, tmp_path)
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path)(x), new(x))
