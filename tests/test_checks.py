@@ -35,7 +35,14 @@ def _schedule(name):
 _M = lambda **kw: (lambda f, v, extra: _model(**{f: v}, **kw))  # noqa: E731
 
 #: recipe field -> (the variant: recipe name overrides, the other values both get; the call)
+def _augment(field, v, extra):
+    from trainwell.data.augment import Augment
+    return Augment(**{field: v}, input_shape=(4, 4))
+
+
 LIBRARY = {
+    "augment.crop_padding": ({}, {}, _augment),
+    "augment.noise_std": ({}, {}, _augment),
     "model.bn_momentum": ({}, {}, _M(batch_norm="after")),
     "model.bn_epsilon": ({}, {}, _M(batch_norm="after")),
     "model.leaky_slope": ({}, {}, _M(activation="leaky_relu")),

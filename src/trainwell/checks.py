@@ -163,6 +163,8 @@ RANGES: dict[str, Range] = {
     "schedule.max_momentum": RATE,
     "schedule.min_momentum": RATE,
     "data.train_limit": COUNT_OR_ZERO,
+    "augment.crop_padding": COUNT_OR_ZERO,
+    "augment.noise_std": NON_NEGATIVE,
     "train.epochs": COUNT,
     "train.batch_size": COUNT,
     "train.seed": COUNT_OR_ZERO,

@@ -190,10 +190,10 @@ class AugmentSection(_Section):
 
     section: ClassVar[str] = "augment"
     flip: bool = Field(False, description="flip each training image left-right with p = 0.5")
-    crop_padding: int = Field(0, ge=0, description=(
+    crop_padding: int = Field(0, **_bounds("augment.crop_padding"), description=(
         "pad each training image by this many pixels and crop it back at a random offset "
         "(0 = off)"))
-    noise_std: float = Field(0.0, ge=0, description=(
+    noise_std: float = Field(0.0, **_bounds("augment.noise_std"), description=(
         "add Gaussian noise of this std to the (standardized) training inputs (0 = off)"))
 
     def active(self) -> bool:

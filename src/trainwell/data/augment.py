@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
+from trainwell.checks import RANGES
 from trainwell.errors import ConfigError
 
 __all__ = ["Augment", "AugmentedBatches", "flip", "pad_crop"]
@@ -60,11 +61,9 @@ class Augment:
             raise ConfigError(field, flip if flip else crop_padding,
                               f"image inputs (H, W) or (C, H, W); these samples have shape "
                               f"{tuple(input_shape)} (set data.flatten = false)")
-        if isinstance(crop_padding, bool) or not isinstance(crop_padding, int) or crop_padding < 0:
-            raise ConfigError("augment.crop_padding", crop_padding, "an integer ≥ 0")
-        if not isinstance(noise_std, (int, float)) or noise_std < 0:
-            raise ConfigError("augment.noise_std", noise_std, "a number ≥ 0")
-        self.do_flip, self.padding, self.noise_std = bool(flip), crop_padding, float(noise_std)
+        crop_padding = RANGES["augment.crop_padding"].check("augment.crop_padding", crop_padding)
+        noise_std = RANGES["augment.noise_std"].check("augment.noise_std", noise_std)
+        self.do_flip, self.padding, self.noise_std = bool(flip), crop_padding, noise_std
         self.seed = int(seed)
 
     def __call__(self, x: torch.Tensor, key: int) -> torch.Tensor:
