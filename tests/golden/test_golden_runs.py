@@ -12,6 +12,9 @@ How exact: on the platform that recorded the fixtures (same torch version and CP
 see ``platform`` in the file) eager runs must match bit for bit. Compiled runs, and any run on
 another platform, are compared to a relative tolerance of 1e-4: the compiler and other CPUs may
 fuse or vectorize the float32 sums differently, which changes the last bits and nothing else.
+One recorded number changed on purpose: greedy pretraining's per-epoch reconstruction MSE was a
+float32 running sum and is now the Trainer's float64 epoch mean (pretraining runs on the
+Trainer); it is compared to 1e-6 (the weights and the final MSE stay bit for bit).
 
 Re-record (only when a change of the numbers is intended and understood)::
 
@@ -20,6 +23,7 @@ Re-record (only when a change of the numbers is intended and understood)::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -227,7 +231,10 @@ def golden():
 def test_eager_runs_match_the_recorded_numbers(golden, name):
     exact = golden["platform"] == _platform()
     got = json.loads(json.dumps(SCENARIOS[name]()))   # the same float round trip as the file
-    want = golden["runs"][name]
+    want = copy.deepcopy(golden["runs"][name])
+    if name == "pretrain/greedy":   # per-epoch MSE: now the Trainer's float64 epoch mean
+        for w, g in zip(want["layers"], got["layers"], strict=True):
+            _close(w.pop("epoch_mse"), g.pop("epoch_mse"), 1e-6, name)
     if exact:
         _close(want, got, 0.0, name)
     else:

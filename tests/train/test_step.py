@@ -54,3 +54,18 @@ def test_nan_guard_cancels_through_the_signal_not_a_status_string(blobs, mlp):
     t.fit(x, y, epochs=2, batch_size=30)
     assert t.status == "diverged" and t.train_step.cancelled_steps == 1
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_one_update_body_in_the_source():
+    """Fit, compile, the LR finder, pretraining and fine-tuning all train through TrainStep:
+    no other module calls backward or an optimizer's step."""
+    import re
+    from pathlib import Path
+
+    import trainwell
+
+    root = Path(trainwell.__file__).parent
+    calls = re.compile(r"\.backward\(|\b(opt|optimizer)\.step\(")
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if calls.search(p.read_text(encoding="utf-8")))
+    assert found == ["train/precision.py", "train/step.py"]

@@ -28,6 +28,7 @@ from trainwell.train.checkpoint import (
 )
 from trainwell.train.history import History
 from trainwell.train.lr_finder import LRFinder
+from trainwell.train.phases import PhaseSchedule, Unfreeze
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
 from trainwell.train.step import StepOutput, TrainStep, make_train_step
 from trainwell.train.trainer import Trainer, resolve_device
@@ -35,6 +36,7 @@ from trainwell.train.trainer import Trainer, resolve_device
 __all__ = [
     "Trainer", "History", "BatchIterator", "resolve_device",
     "TrainStep", "StepOutput", "make_train_step", "CancelStep", "LRFinder",
+    "Unfreeze", "PhaseSchedule",
     "Callback", "CallbackList", "EVENTS", "EarlyStopping", "NanGuard", "HistoryLogger",
     "ProgressCallback", "ModelCheckpoint", "save_checkpoint", "load_checkpoint",
     "find_checkpoint", "seed_everything", "get_rng_state", "set_rng_state",

@@ -279,10 +279,17 @@ class NanGuard(Callback):
         self.divergence: dict[str, Any] | None = None
 
     def on_fit_start(self, t):
+        self._watch(t)
+        self._snapshot(t)
+
+    def on_epoch_start(self, t, epoch):
+        if len(self._params) != sum(p.requires_grad for p in t.model.parameters()):
+            self._watch(t)   # layers were (un)frozen in a phase of the fit
+
+    def _watch(self, t) -> None:
         named = [(n, p) for n, p in t.model.named_parameters() if p.requires_grad]
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
-        self._snapshot(t)
 
     def _snapshot(self, t):
         state = t.model.state_dict()

@@ -27,6 +27,7 @@ from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList, CancelStep
 from trainwell.train.checkpoint import find_checkpoint
 from trainwell.train.history import History
+from trainwell.train.phases import PhaseSchedule
 from trainwell.train.precision import Precision
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
 from trainwell.train.step import TrainStep, needs_eager_step
@@ -173,12 +174,7 @@ class Trainer:
         if distributed.rank() > 0:  # its own dropout masks (the weights came from rank 0)
             torch.manual_seed(seed + 7919 * distributed.rank())
         if isinstance(optimizer, torch.optim.Optimizer):
-            self.optimizer = optimizer
-            # The optimizer's own lr is η0; per-group lrs become scales the schedule keeps.
-            groups = optimizer.param_groups
-            self.lr = float(groups[0]["lr"]) / groups[0].get("lr_scale", 1.0)
-            for g in groups:
-                g.setdefault("lr_scale", float(g["lr"]) / self.lr)
+            self._adopt_optimizer(optimizer)
         else:
             from trainwell.optim import make_optimizer
             self.optimizer = make_optimizer(self.model.parameters(), optimizer, lr=self.lr,
@@ -308,6 +304,50 @@ class Trainer:
                                       steps_per_epoch=self.steps_per_epoch, epochs=self.epochs,
                                       **self.schedule_params)
 
+    def _adopt_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        # The optimizer's own lr is η0; per-group lrs become scales the schedule keeps.
+        groups = optimizer.param_groups
+        self.lr = float(groups[0]["lr"]) / groups[0].get("lr_scale", 1.0)
+        for g in groups:
+            g.setdefault("lr_scale", float(g["lr"]) / self.lr)
+
+    def start_phase(self, optimizer: torch.optim.Optimizer | None = None, *,
+                    epochs: int | None = None) -> None:
+        """Begin a phase of this fit: a new optimizer and/or the schedule started again.
+
+        Call it from a callback (``on_fit_start`` or ``on_epoch_end``), e.g. after unfreezing
+        layers (:class:`~trainwell.train.Unfreeze`). The optimizer's lr becomes η0; a named
+        schedule starts again from its first step at the current step, spanning ``epochs``
+        epochs (default: the rest of the run); the training step is rebuilt over the
+        parameters that are trainable now.
+        """
+        if optimizer is not None:
+            self._adopt_optimizer(optimizer)
+            self.optimizer_name = type(optimizer).__name__
+        if isinstance(self.schedule_spec, str):
+            from trainwell.optim import make_schedule
+
+            n = epochs if epochs is not None else max(self.epochs - self.epoch, 1)
+            inner = make_schedule(self.schedule_spec, base_lr=self.lr,
+                                  steps_per_epoch=self.steps_per_epoch, epochs=n,
+                                  **self.schedule_params)
+            self.schedule = inner if self.step == 0 else PhaseSchedule(inner, start=self.step)
+        self._apply_lr()
+        self._setup_step()
+
+    def add_callbacks(self, callbacks: Iterable[Callback]) -> None:
+        """Callbacks that join a running fit (e.g. a phase's early stopping): they get
+        ``on_fit_start`` now and every event from the next one on."""
+        new = list(callbacks)
+        if not new:
+            return
+        self.callbacks = CallbackList([*self.callbacks, *new])
+        for cb in sorted(new, key=lambda c: c.order):
+            cb.on_fit_start(self)
+        if self.train_step is not None:
+            self._setup_step()
+
     def _apply_lr(self) -> None:
         from trainwell.optim import apply_schedule
         apply_schedule(self.optimizer, self.schedule, self.step)
@@ -418,13 +458,13 @@ class Trainer:
                 self._run_epoch(batches, val)
             if self.status == "running":
                 self.status = "stopped" if self.stop_training else "completed"
-            cbs.call("on_fit_end", self)
+            self.callbacks.call("on_fit_end", self)  # callbacks that joined in a phase too
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 self.status = "interrupted"
             elif self.status == "running":
                 self.status = "failed"
-            cbs.call("on_exception", self, exc)
+            self.callbacks.call("on_exception", self, exc)
             raise
         finally:
             self._restore_sigint(previous_handler)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from trainwell.errors import ConfigError, DataError
+from trainwell.tasks import task_with_loss
+from trainwell.train import Trainer, get_rng_state, set_rng_state
 
 __all__ = ["greedy_pretrain", "check_pretrain_options", "PretrainResult", "LayerReport", "stages"]
 
@@ -129,6 +131,24 @@ def _mse(stage: nn.Module, decoder: nn.Module, x: torch.Tensor, batch_size: int)
     return float(total) / x.numel()   # host sync: once per layer
 
 
+class _Autoencoder(nn.Module):
+    """One layer's shallow autoencoder: the stage (encoder) and a linear decoder."""
+
+    def __init__(self, stage: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.stage, self.decoder = stage, decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.stage(x).reshape(len(x), -1))
+
+
+def _reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return ((x_hat - x) ** 2).mean()
+
+
+_RECONSTRUCTION = task_with_loss(_reconstruction_error)
+
+
 def check_pretrain_options(epochs_per_layer: int, batch_size: int, lr: float) -> None:
     """Check :func:`greedy_pretrain`'s numbers, e.g. before loading any data.
 
@@ -203,7 +223,6 @@ def greedy_pretrain(model_or_spec: nn.Module | Mapping[str, Any], x_unlabeled: t
                         f"network: {exc}") from exc
     opt_params = dict(optimizer_params or {})
     reports: list[LayerReport] = []
-    n = len(codes)
     for name, stage in hidden:
         width = _encode(stage, codes[:2], 2).shape[1]
         decoder = nn.Linear(width, codes.shape[1])
@@ -214,18 +233,15 @@ def greedy_pretrain(model_or_spec: nn.Module | Mapping[str, Any], x_unlabeled: t
                              initial_mse=_mse(stage, decoder, codes, 4096))
         params = [p for p in (*stage.parameters(), *decoder.parameters()) if p.requires_grad]
         opt = make_optimizer(params, optimizer, lr=float(lr), **opt_params)
-        stage.train()
-        for _ in range(epochs_per_layer):
-            order = torch.randperm(n, generator=gen).to(dev)
-            total = torch.zeros((), device=dev)
-            for i in range(0, n, batch_size):
-                xb = codes[order[i:i + batch_size]]
-                loss = ((decoder(stage(xb).reshape(len(xb), -1)) - xb) ** 2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * len(xb)
-            report.epoch_mse.append(float(total) / n)   # host sync: once per epoch
+        # The layer's autoencoder trains on the one training step, like any fit: a Trainer
+        # that shuffles with this run's generator and leaves the caller's RNG stream alone.
+        rng = get_rng_state()
+        trainer = Trainer(_Autoencoder(stage, decoder), task=_RECONSTRUCTION, optimizer=opt,
+                          device=dev, seed=int(seed))
+        set_rng_state(rng)
+        trainer.generator = gen
+        history = trainer.fit(codes, codes, epochs=epochs_per_layer, batch_size=batch_size)
+        report.epoch_mse = [float(v) for v in history["loss"]]
         report.final_mse = _mse(stage, decoder, codes, 4096)
         reports.append(report)
         codes = _encode(stage, codes, 4096)

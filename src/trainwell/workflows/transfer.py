@@ -69,7 +69,8 @@ __all__ = [
 
 @dataclass
 class FineTuneResult:
-    """What :func:`fine_tune_trainers` returns: the combined history and both trainers."""
+    """What :func:`fine_tune_trainers` returns: the history of both phases and the trainer
+    (``trainers``: a list of one — both phases are one run)."""
 
     history: Any
     trainers: list[Any] = field(default_factory=list)
@@ -81,23 +82,6 @@ def _history_rows(history: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def _combined_history(parts: list[tuple[str, Any]]) -> Any:
-    from trainwell.train.history import History
-
-    rows: list[dict[str, Any]] = []
-    step_offset = 0
-    for phase, history in parts:
-        last_steps = 0
-        for row in _history_rows(history):
-            row["phase"] = phase
-            if isinstance(row.get("steps"), int):
-                last_steps = row["steps"]
-                row["steps"] = row["steps"] + step_offset
-            rows.append(row)
-        step_offset += last_steps
-    for i, row in enumerate(rows, start=1):
-        row["epoch"] = i
-    return History(rows)
 
 
 def check_phases(frozen_epochs: int, epochs: int, lr: float, lr_factor: float
@@ -131,7 +115,7 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                        task: str | None = None, batch_size: int = 32, callbacks: Sequence = (),
                        unfrozen_callbacks: Sequence = (), seed: int = 0, device: str = "auto",
                        resize: bool = False, **trainer_kwargs: Any) -> FineTuneResult:
-    """:func:`fine_tune`, returning the trainers of both phases too (for run directories)."""
+    """:func:`fine_tune`, returning the trainer too (for run directories)."""
     lr, lr_factor = check_phases(frozen_epochs, epochs, lr, lr_factor)
     n_hidden = len(hidden_blocks(model))
     unfreeze = _check_top_k("transfer.unfreeze", unfreeze, n_hidden, allow_all=True)
@@ -144,38 +128,26 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         config = getattr(_unwrap(model), "trainwell_config", None) or {}
         task = config.get("task", "multiclass")
 
-    from trainwell.train import Trainer
+    from trainwell.train import Trainer, Unfreeze
 
     opt_params = dict(optimizer_params or {})
 
-    def run_phase(phase_lr: float, n_epochs: int, phase_seed: int, extra: Sequence = ()) -> Any:
-        # A new optimizer per phase over the trainable parameters only (Keras re-compiles).
-        opt = make_trainable_optimizer(model, optimizer, lr=phase_lr, **opt_params)
-        trainer = Trainer(model, task=task, optimizer=opt, lr=phase_lr,
-                          callbacks=[*callbacks, *extra], seed=phase_seed, device=device,
-                          **trainer_kwargs)
-        trainer.fit(x, y, epochs=n_epochs, batch_size=batch_size,
-                    validation_data=validation_data)
-        return trainer
+    def new_optimizer(net: nn.Module, phase_lr: float) -> torch.optim.Optimizer:
+        # Over the trainable parameters only, as Keras re-compiles for each phase.
+        return make_trainable_optimizer(net, optimizer, lr=phase_lr, **opt_params)
 
-    parts: list[tuple[str, Any]] = []
-    trainers = []
+    # One run: the reused layers frozen for `frozen_epochs` epochs, then unfrozen (a new
+    # optimizer at lr × lr_factor, seed + 1 for a new batch order, the schedule restarted).
     if frozen_epochs > 0:
-        freeze(model)                       # phase 1: only the new head trains
-        trainer = run_phase(lr, frozen_epochs, seed)
-        trainers.append(trainer)
-        parts.append(("frozen", trainer.history))
-    second = epochs - frozen_epochs
-    if second > 0 and not (trainers and trainers[-1].stop_training):
         freeze(model)
-        if unfreeze == "all" or unfreeze > 0:
-            _unfreeze(model, unfreeze)
-        trainer = run_phase(lr * lr_factor, second, seed + 1, unfrozen_callbacks)
-        trainers.append(trainer)
-        parts.append(("unfrozen", trainer.history))
-    history = _combined_history(parts)
-    return FineTuneResult(history=history, trainers=trainers,
-                          phase_switch_epoch=frozen_epochs if second > 0 else 0)
+    switch = Unfreeze(frozen_epochs, unfreeze, lr_factor, optimizer=new_optimizer,
+                      seed=seed + 1, callbacks=unfrozen_callbacks)
+    trainer = Trainer(model, task=task, optimizer=new_optimizer(model, lr), lr=lr,
+                      callbacks=[*callbacks, switch], seed=seed, device=device,
+                      **trainer_kwargs)
+    trainer.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data)
+    return FineTuneResult(history=trainer.history, trainers=[trainer],
+                          phase_switch_epoch=frozen_epochs if epochs > frozen_epochs else 0)
 
 
 def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epochs: int = 4,

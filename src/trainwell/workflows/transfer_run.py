@@ -130,9 +130,7 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
             restore_best=t.restore_best)] if t.early_stopping and has_val else []),
         seed=t.seed, device=t.device, **kwargs)
     history = result.history
-    trainer = result.trainers[-1]
-    trainer.history = history                  # both phases in history.*, summary and report
-    trainer.step = sum(tr.step for tr in result.trainers)
+    trainer = result.trainers[-1]              # one run: both phases in its history
     HistoryLogger(run_dir / "history.csv", run_dir / "history.json").write(history)
     info = {"source_run": str(source_run), "reused": model.trainwell_transfer["reused"],
             "frozen_epochs": frozen_epochs, "epochs": t.epochs, "unfreeze": unfreeze,
