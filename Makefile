@@ -28,7 +28,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --nproc 2 --precision bf16 $(ARGS)
 	$(PY) benchmarks/bench_cnn.py
 
 lint: install

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run.py                      # model A + the CIFAR-sized network
     python benchmarks/run.py --workloads model_a --epochs 5
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # where keras/jax/lightning live
+    python benchmarks/run.py --nproc 2 --precision bf16   # + DDP on 2 processes, + bf16 autocast
 
 Each contestant runs in its own process, one after another, on the same data file; with
 ``--rounds R`` the whole list runs R times in turn (A B C … A B C …, so that a busy machine
@@ -59,7 +60,8 @@ def make_data(w: Workload, out: Path, real: bool) -> tuple[Path, str]:
     return path, f"random ({w.n_samples}×{w.n_inputs})"
 
 
-def contestants(peer_python: str, compiled: bool) -> list[tuple[str, list[str], dict]]:
+def contestants(peer_python: str, compiled: bool, nproc: int = 1,
+                precision: str = "fp32") -> list[tuple[str, list[str], dict]]:
     """(label, argv prefix, extra env) for every contestant, in the order they run."""
     me, c = sys.executable, str(HERE / "contestants")
     rows = [
@@ -68,6 +70,12 @@ def contestants(peer_python: str, compiled: bool) -> list[tuple[str, list[str], 
     ]
     if compiled:
         rows.append(("trainwell (compiled)", [me, f"{c}/trainwell_fit.py"], {"__mode": "compiled"}))
+    if precision == "bf16":
+        rows.append(("trainwell (bf16)", [me, f"{c}/trainwell_fit.py"], {"__mode": "bf16"}))
+    if nproc > 1:  # the same global batch over N workers (gloo on CPU), torch's own launcher
+        rows.append((f"trainwell (DDP ×{nproc})",
+                     [me, "-m", "torch.distributed.run", "--standalone",
+                      f"--nproc-per-node={nproc}", f"{c}/trainwell_fit.py"], {"__mode": "ddp"}))
     rows += [
         ("pytorch loop (tensor index)", [me, f"{c}/torch_tensor.py"], {}),
         ("pytorch loop + torch.compile(model)", [me, f"{c}/torch_tensor.py"],
@@ -221,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="also measure time to --tta-target test accuracy with --tta-recipe")
     p.add_argument("--tta-recipe", default="default")
     p.add_argument("--tta-target", type=float, default=0.88)
+    p.add_argument("--nproc", type=int, default=1,
+                   help="also run trainwell on N processes (DDP; the same global batch)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: also run trainwell with bf16 autocast")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args(argv)
@@ -243,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             data, data_desc = make_data(w, Path(tmp), real=not args.random_data)
             runs: dict[str, list[dict]] = {}
             for rnd in range(args.rounds):
-                for label, cmd, env in contestants(args.peer_python, not args.no_compiled):
+                for label, cmd, env in contestants(args.peer_python, not args.no_compiled,
+                                                     args.nproc, args.precision):
                     if args.only and label not in args.only.split(","):
                         continue
                     print(f"[{name}] round {rnd + 1}/{args.rounds}: {label} …", flush=True)

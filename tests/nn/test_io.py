@@ -94,6 +94,7 @@ def test_a_description_this_version_cannot_rebuild_is_a_checkpoint_error(tmp_pat
         load_model(tmp_path)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_model_saves_loads_clones_and_summarizes(tmp_path):
     from trainwell.nn import apply_max_norm, model_summary

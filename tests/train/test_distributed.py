@@ -213,3 +213,17 @@ def test_even_splits_pass():
     distributed.check_shards(100, 10, 2)
     distributed.check_shards(101, 10, 1)
     distributed.check_shards(102, 10, 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+                    reason="needs two CUDA GPUs")
+def test_nccl_two_gpus_end_like_one_gpu(ddp_dir):
+    cuda = ["--set", 'train.device="cuda"', "--quiet"]
+    one = _fit(["ddp.toml", *cuda, "--out", "gpu1"], ddp_dir)
+    two = _fit(["ddp.toml", *cuda, "--nproc", "2", "--out", "gpu2"], ddp_dir)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    a, b = _final_state(_only_run(ddp_dir / "gpu1")), _final_state(_only_run(ddp_dir / "gpu2"))
+    assert a["step"] == b["step"]
+    for k, v in a["model"].items():
+        torch.testing.assert_close(b["model"][k], v, rtol=1e-3, atol=1e-4)

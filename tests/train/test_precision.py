@@ -11,7 +11,11 @@ from trainwell.train import NanGuard, Trainer, resolve_device
 from trainwell.train.checkpoint import find_checkpoint, save_checkpoint
 from trainwell.train.precision import Precision, check_precision
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+def cuda(fn):
+    """A CUDA test: marked (``pytest -m cuda``) and skipped without a GPU."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(),
+                                               reason="needs CUDA")(fn))
 
 
 def _data(n: int = 96):

@@ -35,6 +35,10 @@ def register(app: typer.Typer) -> None:
         ] = 0,
         device: options.Device = None,
         quiet: Annotated[bool, options.quiet("print only the table")] = False,
+        jobs: Annotated[int, typer.Option(
+            "--jobs", "-j", metavar="N",
+            help="train N runs at the same time, each in its own process (same numbers as "
+                 "one after the other; the cores are shared)")] = 1,
     ) -> None:
         """Train every variant (× every seed) and compare best validation accuracy (mean ± std),
         epoch of the best, time per epoch and total time; writes overlaid learning curves and a
@@ -48,6 +52,8 @@ def register(app: typer.Typer) -> None:
             trainwell compare a.toml b.toml
 
             trainwell compare --spec fashion_exercise
+
+            trainwell compare default --vary optimizer.name=sgd,adam --seeds 0-3 --jobs 4
         """
         from rich.console import Console
 
@@ -62,8 +68,10 @@ def register(app: typer.Typer) -> None:
             run_comparison,
             spec_variants,
         )
+        from trainwell.studies.jobs import check_jobs
 
         check_out(out)
+        check_jobs(jobs)
         console = Console()
         overrides = list(set_ or [])
         if device is not None:
@@ -108,6 +116,7 @@ def register(app: typer.Typer) -> None:
                           f"{len(variants) * len(run_seeds)} runs[/bold]: "
                           + ", ".join(v.name for v in variants))
         comparison = run_comparison(variants, seeds=run_seeds, out=out, name=label,
-                                    quiet=quiet, description=description, console=console)
+                                    quiet=quiet, description=description, console=console,
+                                    jobs=jobs)
         print_table(comparison, console)
         console.print(f"report: {comparison.report}")

@@ -41,6 +41,10 @@ def register(app: typer.Typer) -> None:
         device: options.Device = None,
         verbose: Annotated[bool, typer.Option(help="show each trial's training output")
                            ] = False,
+        jobs: Annotated[int, typer.Option(
+            "--jobs", "-j", metavar="N",
+            help="train N trials at the same time, in N processes sharing the study (each "
+                 "with its own sampler seed; the cores are shared)")] = 1,
     ) -> None:
         """Search hyperparameters with Optuna (TPE sampler, median pruning per epoch).
 
@@ -56,6 +60,8 @@ def register(app: typer.Typer) -> None:
             trainwell tune default --space fashion_mlp --trials 30
 
             trainwell tune selu --space learning_rate --trials 10 --set train.epochs=5
+
+            trainwell tune default --space fashion_mlp --trials 32 --jobs 4
         """
         from rich.console import Console
 
@@ -68,6 +74,9 @@ def register(app: typer.Typer) -> None:
             from trainwell.errors import ConfigError
 
             raise ConfigError("--trials", trials, "an integer ≥ 1")
+        from trainwell.studies.jobs import check_jobs
+
+        check_jobs(jobs)
         console = Console()
         base = recipe_from_cli(recipe, set_, device=device)
         specs = load_space(space, base)  # every field and bound checked before any trial
@@ -75,7 +84,7 @@ def register(app: typer.Typer) -> None:
                       + ", ".join(s.path for s in specs) + f" — {trials} trials")
         result = run_study(base, specs, n_trials=trials, study_name=study_name,
                            storage=storage, timeout=timeout, out=out, seed=seed, metric=metric,
-                           prune=prune, quiet=not verbose, console=console)
+                           prune=prune, quiet=not verbose, console=console, jobs=jobs)
         print_best_trials(result, console)
         for note in result.notes:
             console.print(f"[yellow]note: {note}[/yellow]")

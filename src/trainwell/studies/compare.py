@@ -63,6 +63,7 @@ from trainwell.studies.compare_spec import (  # noqa: F401
     spec_variants,
     split_values,
 )
+from trainwell.studies.jobs import check_jobs, process_pool
 from trainwell.train.rng import parse_seeds
 
 __all__ = ["Variant", "RunOutcome", "Comparison", "CompareSpec", "parse_vary", "parse_seeds",
@@ -121,7 +122,7 @@ def run_comparison(variants: Sequence[Variant], *, seeds: Sequence[int] = (0,),
                    out: str | Path = "runs", name: str = "compare", quiet: bool = False,
                    metric: str = "auto", description: str = "",
                    callbacks: Callable[[Variant, int], Sequence[Any]] | None = None,
-                   splits: Any = None, console: Any = None) -> Comparison:
+                   splits: Any = None, console: Any = None, jobs: int = 1) -> Comparison:
     """Train every variant with every seed and write the comparison directory.
 
     Args:
@@ -135,64 +136,37 @@ def run_comparison(variants: Sequence[Variant], *, seeds: Sequence[int] = (0,),
             otherwise; or any history key.
         callbacks: ``f(variant, seed) -> callbacks`` added to that run's trainer.
         splits: data to use for every run instead of loading each recipe's ``[data]``.
+        jobs: runs trained at the same time, each in its own process (default 1: one after
+            the other in this process). Each run's numbers are the same either way; with
+            ``jobs > 1`` every process loads the data itself and ``callbacks`` is refused.
 
     Returns:
         The :class:`Comparison` (directory, aggregated rows, every run's outcome).
     """
-    from trainwell.config import apply_overrides
     from trainwell.report.rundir import new_run_dir
-    from trainwell.workflows.lrfind import resolve_auto_max_lr, wants_auto_max_lr
-    from trainwell.workflows.run import fit_recipe
 
     seeds = parse_seeds(list(seeds))
     if not variants:
         raise ConfigError("compare", [], "at least one variant")
+    jobs = check_jobs(jobs)
+    if jobs > 1 and callbacks is not None:
+        raise ConfigError("--jobs", jobs, "1 when callbacks are given (they stay in this "
+                          "process)")
     folder = new_run_dir(out, f"compare-{_safe(name)}")
     runs = folder / "runs"
-    cache: dict[str, Any] = {}
-    outcomes: list[RunOutcome] = []
-    total = len(variants) * len(seeds)
-    for k, (seed, variant) in enumerate(itertools.product(seeds, variants), start=1):
-        run_name = _safe(f"{variant.name}-seed{seed}")
-        recipe = apply_overrides(variant.recipe, [f"train.seed={seed}", f"name={run_name}"])
-        data = splits
-        if data is None:
-            key = _splits_key(recipe)
-            if key not in cache:
-                from trainwell.workflows.compose import load_splits
-
-                cache[key] = load_splits(recipe, progress=not quiet)
-            data = cache[key]
-        max_lr = None
-        if wants_auto_max_lr(recipe):
-            recipe, found = resolve_auto_max_lr(recipe, data)
-            max_lr = found.suggestion if found else None
-        if console is not None and not quiet:
-            console.print(f"[bold]({k}/{total}) {variant.name}[/bold] seed {seed}")
-        extra = list(callbacks(variant, seed)) if callbacks else []
-        t0 = time.perf_counter()
-        result = fit_recipe(recipe, out=runs, quiet=quiet, splits=data, run_name=run_name,
-                            callbacks=extra)
-        total_time = time.perf_counter() - t0
-        epochs = [dict(e) for e in result.history.epochs]
-        used_metric, best, best_epoch = _metric_of(epochs, metric)
-        times = [e["time"] for e in epochs if isinstance(e.get("time"), (int, float))]
-        mc = kept = None
-        if variant.mc_samples > 0 and len(getattr(data, "x_val", ())) > 0:
-            # MC dropout scores the weights fit kept (the best epoch under early stopping);
-            # the plain accuracy of those same weights is the fair reference
-            mc = mc_dropout_accuracy(result.model, data.x_val, data.y_val,
-                                     samples=variant.mc_samples)
-            kept = mc_dropout_accuracy(result.model, data.x_val, data.y_val, samples=0)
-        status = str((result.summary or {}).get("status", "completed"))
-        outcomes.append(RunOutcome(
-            variant=variant.name, seed=seed, run_dir=str(result.run_dir), status=status,
-            epochs=epochs, metric=used_metric, best=best, best_epoch=best_epoch,
-            time_per_epoch=statistics.fmean(times) if times else math.nan,
-            # the epochs' own times: the first run's one-off warm-up (imports, first kernels,
-            # report writing) would otherwise make it look slower than the others
-            total_time=math.fsum(times) if times else total_time, mc_accuracy=mc,
-            kept_accuracy=kept, max_lr=max_lr))
+    trials = list(itertools.product(seeds, variants))
+    total = len(trials)
+    if jobs > 1:
+        outcomes = _run_parallel(trials, runs, metric, jobs, splits, console, quiet)
+    else:
+        cache: dict[str, Any] = {}
+        outcomes = []
+        for k, (seed, variant) in enumerate(trials, start=1):
+            if console is not None and not quiet:
+                console.print(f"[bold]({k}/{total}) {variant.name}[/bold] seed {seed}")
+            extra = list(callbacks(variant, seed)) if callbacks else []
+            outcomes.append(run_trial(variant, seed, runs, metric=metric, quiet=quiet,
+                                      splits=splits, callbacks=extra, cache=cache))
     used = outcomes[0].metric if outcomes else metric
     rows = comparison_rows(variants, outcomes)
     comparison = Comparison(dir=folder, rows=rows, outcomes=outcomes, metric=used)
@@ -200,3 +174,74 @@ def run_comparison(variants: Sequence[Variant], *, seeds: Sequence[int] = (0,),
     plot_comparison(outcomes, folder / "plots")
     write_comparison_report(comparison, title=f"Comparison: {name}", description=description)
     return comparison
+
+
+_WORKER_CACHE: dict[str, Any] = {}  # one data load per (data, seed) in each job process
+
+
+def run_trial(variant: Variant, seed: int, runs: Path, *, metric: str = "auto",
+              quiet: bool = True, splits: Any = None, callbacks: Sequence[Any] = (),
+              cache: dict[str, Any] | None = None) -> RunOutcome:
+    """Train one (variant, seed) into ``runs/<variant>-seed<k>`` and measure it."""
+    from trainwell.config import apply_overrides
+    from trainwell.workflows.lrfind import resolve_auto_max_lr, wants_auto_max_lr
+    from trainwell.workflows.run import fit_recipe
+
+    cache = _WORKER_CACHE if cache is None else cache
+    run_name = _safe(f"{variant.name}-seed{seed}")
+    recipe = apply_overrides(variant.recipe, [f"train.seed={seed}", f"name={run_name}"])
+    data = splits
+    if data is None:
+        key = _splits_key(recipe)
+        if key not in cache:
+            from trainwell.workflows.compose import load_splits
+
+            cache[key] = load_splits(recipe, progress=not quiet)
+        data = cache[key]
+    max_lr = None
+    if wants_auto_max_lr(recipe):
+        recipe, found = resolve_auto_max_lr(recipe, data)
+        max_lr = found.suggestion if found else None
+    t0 = time.perf_counter()
+    result = fit_recipe(recipe, out=runs, quiet=quiet, splits=data, run_name=run_name,
+                        callbacks=list(callbacks))
+    total_time = time.perf_counter() - t0
+    epochs = [dict(e) for e in result.history.epochs]
+    used_metric, best, best_epoch = _metric_of(epochs, metric)
+    times = [e["time"] for e in epochs if isinstance(e.get("time"), (int, float))]
+    mc = kept = None
+    if variant.mc_samples > 0 and len(getattr(data, "x_val", ())) > 0:
+        # MC dropout scores the weights fit kept (the best epoch under early stopping);
+        # the plain accuracy of those same weights is the fair reference
+        mc = mc_dropout_accuracy(result.model, data.x_val, data.y_val,
+                                 samples=variant.mc_samples)
+        kept = mc_dropout_accuracy(result.model, data.x_val, data.y_val, samples=0)
+    status = str((result.summary or {}).get("status", "completed"))
+    return RunOutcome(
+        variant=variant.name, seed=seed, run_dir=str(result.run_dir), status=status,
+        epochs=epochs, metric=used_metric, best=best, best_epoch=best_epoch,
+        time_per_epoch=statistics.fmean(times) if times else math.nan,
+        # the epochs' own times: the first run's one-off warm-up (imports, first kernels,
+        # report writing) would otherwise make it look slower than the others
+        total_time=math.fsum(times) if times else total_time, mc_accuracy=mc,
+        kept_accuracy=kept, max_lr=max_lr)
+
+
+def _run_parallel(trials: list[tuple[int, Variant]], runs: Path, metric: str, jobs: int,
+                  splits: Any, console: Any, quiet: bool) -> list[RunOutcome]:
+    """The trials on ``jobs`` processes (spawned: a clean torch in each), in the trials'
+    order."""
+    from concurrent.futures import as_completed
+
+    outcomes: list[RunOutcome | None] = [None] * len(trials)
+    with process_pool(min(jobs, len(trials)), jobs) as pool:
+        futures = {pool.submit(run_trial, variant, seed, runs, metric=metric, quiet=True,
+                               splits=splits): k for k, (seed, variant) in enumerate(trials)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            k = futures[future]
+            outcomes[k] = future.result()
+            if console is not None and not quiet:
+                seed, variant = trials[k]
+                console.print(f"[bold]({done}/{len(trials)}) {variant.name}[/bold] seed {seed}"
+                              f" done", markup=True)
+    return [o for o in outcomes if o is not None]

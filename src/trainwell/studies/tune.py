@@ -31,13 +31,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainwell.checks import is_integer, is_number
 from trainwell.errors import ConfigError, TrainwellError
+from trainwell.studies.jobs import check_jobs
 from trainwell.studies.tune_space import (  # noqa: F401 - trainwell.tune keeps every name
     ParamSpec,
     builtin_spaces,
@@ -112,7 +113,7 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
               study_name: str | None = None, storage: str | None = None,
               timeout: float | None = None, out: str | Path = "runs", seed: int = 0,
               metric: str = "auto", prune: bool = True, quiet: bool = True,
-              splits: Any = None, console: Any = None) -> TuneResult:
+              splits: Any = None, console: Any = None, jobs: int = 1) -> TuneResult:
     """Search ``space`` for the recipe fields that give the best validation metric.
 
     Args:
@@ -132,6 +133,9 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
         splits: data for every trial (default: loaded once from the recipe, unless the space
             varies ``data.*`` or ``train.seed``).
         console: a ``rich`` console that gets one line per finished trial (default None).
+        jobs: trials trained at the same time (default 1). ``jobs - 1`` more processes join
+            the study through its storage, each with its own sampler seed (Optuna's way of
+            parallel search); this process shows its own trials' lines.
 
     Returns:
         :class:`TuneResult`; ``best_recipe.toml`` in the study folder is ready for
@@ -139,10 +143,10 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
     """
     optuna = require_optuna()
     from trainwell.config import apply_overrides, loads_recipe, recipe_diff, save_recipe
-    from trainwell.workflows.run import fit_recipe
 
     if not (is_integer(n_trials) and n_trials >= 1):
         raise ConfigError("--trials", n_trials, "an integer ≥ 1")
+    jobs = check_jobs(jobs)
     if timeout is not None and not (is_number(timeout) and timeout > 0):
         raise ConfigError("--timeout", timeout, "a number of seconds > 0")
     if isinstance(space, (str, Path)):
@@ -181,33 +185,31 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction,
                                 pruner=pruner, load_if_exists=True)
     _check_same_study(study, recipe, metric, direction, specs, loads_recipe, recipe_diff)
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    done = len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + done)
+    objective = _objective(recipe, specs, metric, direction, folder, quiet, shared)
+    shares = [n_trials // jobs + (1 if i < n_trials % jobs else 0) for i in range(jobs)]
+    pool = futures = None
+    if jobs > 1:  # the other processes join the same study through its storage
+        from trainwell.studies.jobs import process_pool
 
-    def objective(trial: Any) -> float:
-        try:
-            overrides = suggest_overrides(trial, specs, recipe)
-            trial.set_user_attr("overrides", overrides)
-            r = apply_overrides(recipe, overrides + [f"name={recipe.name}-trial{trial.number}"])
-        except ConfigError as exc:  # a combination the recipe refuses: a failed trial
-            trial.set_user_attr("error", str(exc))
-            return math.nan
-        cb = PruningCallback(trial, metric)
-        result = fit_recipe(r, out=folder / "trials", quiet=quiet, splits=shared,
-                            run_name=f"trial{trial.number:03d}", callbacks=[cb])
-        trial.set_user_attr("run_dir", str(result.run_dir))
-        trial.set_user_attr("status", str(result.summary.get("status", "")))
-        if cb.pruned:
-            raise optuna.TrialPruned()
-        if not cb.values:
-            trial.set_user_attr("error", f"no finite {metric} (status "
-                                f"{result.summary.get('status')})")
-            return math.nan
-        return max(cb.values) if direction == "maximize" else min(cb.values)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainwellError,),
-                       callbacks=[_progress(console, metric)] if console is not None else None)
+        pool = process_pool(jobs - 1, jobs)
+        futures = [pool.submit(_optimize_in_worker, recipe, specs, metric, direction, folder,
+                               splits, study_name, storage, seed + done + 7919 * k, share,
+                               timeout, prune)
+                   for k, share in enumerate(shares[1:], start=1) if share]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=shares[0], timeout=timeout,
+                           catch=(TrainwellError,),
+                           callbacks=[_progress(console, metric)] if console is not None
+                           else None)
+        for f in futures or ():
+            f.result()  # a worker's failure is this call's failure
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     notes: list[str] = []
     best_path = None
@@ -235,6 +237,58 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
     return TuneResult(study=study, out_dir=folder, storage=storage, metric=metric,
                       direction=direction, best_recipe_path=best_path, rows=rows, plots=plots,
                       notes=notes)
+
+
+def _objective(recipe: Any, specs: Sequence[ParamSpec], metric: str, direction: str,
+               folder: Path, quiet: bool, shared: Any) -> Callable[[Any], float]:
+    """One trial: the recipe with the sampled fields, trained; its best ``metric``."""
+    optuna = require_optuna()
+    from trainwell.config import apply_overrides
+    from trainwell.workflows.run import fit_recipe
+
+    def objective(trial: Any) -> float:
+        try:
+            overrides = suggest_overrides(trial, specs, recipe)
+            trial.set_user_attr("overrides", overrides)
+            r = apply_overrides(recipe, overrides + [f"name={recipe.name}-trial{trial.number}"])
+        except ConfigError as exc:  # a combination the recipe refuses: a failed trial
+            trial.set_user_attr("error", str(exc))
+            return math.nan
+        cb = PruningCallback(trial, metric)
+        result = fit_recipe(r, out=folder / "trials", quiet=quiet, splits=shared,
+                            run_name=f"trial{trial.number:03d}", callbacks=[cb])
+        trial.set_user_attr("run_dir", str(result.run_dir))
+        trial.set_user_attr("status", str(result.summary.get("status", "")))
+        if cb.pruned:
+            raise optuna.TrialPruned()
+        if not cb.values:
+            trial.set_user_attr("error", f"no finite {metric} (status "
+                                f"{result.summary.get('status')})")
+            return math.nan
+        return max(cb.values) if direction == "maximize" else min(cb.values)
+
+    return objective
+
+
+def _optimize_in_worker(recipe: Any, specs: Sequence[ParamSpec], metric: str, direction: str,
+                        folder: Path, splits: Any, study_name: str, storage: str, seed: int,
+                        n_trials: int, timeout: float | None, prune: bool) -> None:
+    """``--jobs``: one more process running trials of the same study (its own sampler seed)."""
+    optuna = require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    shared = splits
+    if shared is None and not _needs_own_data(specs):
+        from trainwell.workflows.compose import load_splits
+
+        shared = load_splits(recipe, progress=False)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if prune \
+        else optuna.pruners.NopPruner()
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner,
+                              sampler=optuna.samplers.TPESampler(seed=seed))
+    objective = _objective(recipe, specs, metric, direction, folder, True, shared)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainwellError,))
 
 
 def _progress(console: Any, metric: str) -> Any:
