@@ -21,14 +21,12 @@ def _run() -> None:
     try:
         main()
     except Exception as exc:  # a torchrun worker: the launcher names the rank and the error
-        from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+        from trainwell.cli.launch import is_peer_lost, record_worker_error
 
-        from trainwell.cli.launch import is_peer_lost
-
-        ErrorHandler().record_exception(exc)
-        if not is_peer_lost(f"{type(exc).__name__}: {exc}"):  # the cause: keep its traceback
+        if not is_peer_lost(f"{type(exc).__name__}: {exc}"):
+            record_worker_error(exc)  # the cause: for the launcher's message
             traceback.print_exc()
-        sys.exit(1)
+        sys.exit(1)  # a worker that only lost its peer says nothing: the cause is elsewhere
 
 
 if __name__ == "__main__":

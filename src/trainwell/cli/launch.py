@@ -60,16 +60,25 @@ def check_nproc(nproc: Any, device: str | None) -> int:
 
 
 def record_worker_error(exc: BaseException) -> bool:
-    """In a torchrun worker: write ``exc`` for the launcher (which prints it once); True then."""
+    """In a torchrun worker: write ``exc`` for the launcher (which prints it once); True then.
+
+    Written the way torchrun's ``ErrorHandler`` writes it, but atomically (temp file +
+    rename): the launcher polls the file while the worker may still be writing it.
+    """
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if not path or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+    import json
+    import time
+    import traceback
 
-    try:
-        raise exc
-    except BaseException as e:  # record_exception reads the exception being handled
-        ErrorHandler().record_exception(e)
+    data = {"message": {"message": f"{type(exc).__name__}: {exc}", "extraInfo": {
+        "py_callstack": "".join(traceback.format_exception(exc)),
+        "timestamp": str(int(time.time()))}}}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
     return True
 
 
@@ -157,6 +166,12 @@ def launch_fit(worker_args: list[str], nproc: int, *, resume_hint: str = "") -> 
         if code == EXIT_USER_ERROR:
             raise TrainwellError(msg) from None
         raise WorkerFailed(msg) from None
+    except Exception as exc:  # torch's launcher itself failed: still one message
+        run_dir = Path(run_dir_file).read_text(encoding="utf-8").strip() or None
+        where = (f"; the last good checkpoint is kept in {Path(run_dir) / 'checkpoints'}"
+                 if run_dir else "")
+        raise WorkerFailed(f"training stopped: the process launcher failed "
+                           f"({type(exc).__name__}: {exc}){where}") from None
     finally:
         os.environ.pop(RUN_DIR_FILE_ENV, None)
         try:
