@@ -15,16 +15,45 @@ Example:
     ...     validation_data=(splits.x_val, splits.y_val))          # doctest: +SKIP
 
 The public names below are imported on first use, so ``import trainwell`` stays quick.
+
+Importing trainwell sets ``OMP_WAIT_POLICY=PASSIVE`` (as the ``trainwell`` command does)
+unless the variable is already set: torch's OpenMP threads then sleep instead of spinning
+while they wait, which on a busy or small CPU makes training many times faster. OpenMP reads
+the variable once, when torch is first imported; when torch was imported before trainwell
+(and uses more than one thread), trainwell warns once with the one-line fix.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import warnings
 from typing import Any
 
 from trainwell import _moved
 
 __version__ = "0.1.0"
+
+
+def _threading_policy() -> None:
+    """Let OpenMP threads sleep while waiting (the CLI's policy), or say how when too late."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return  # the user's choice (e.g. ACTIVE on an idle machine) is kept
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when torch loads OpenMP
+        return
+    get_threads = getattr(torch, "get_num_threads", None)
+    if get_threads is not None and get_threads() > 1:
+        warnings.warn(
+            "torch was imported before trainwell, so its threads spin while they wait; on a "
+            "busy or small CPU training can be 10-20x slower. Fix: import trainwell before "
+            "torch, or start Python with OMP_WAIT_POLICY=PASSIVE (set OMP_WAIT_POLICY=ACTIVE "
+            "to keep spinning and silence this).", RuntimeWarning, stacklevel=3)
+
+
+_threading_policy()
 
 _moved.install()  # old module paths (trainwell.config, trainwell.workflows.run, ...) keep working
 

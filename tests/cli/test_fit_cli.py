@@ -179,19 +179,50 @@ def test_interrupted_fit_exits_130_and_says_how_to_resume(runner, tiny_dir, tmp_
 def test_cli_makes_openmp_threads_sleep_unless_the_user_chose(tmp_path):
     import os
 
-    code = ("import sys, os, trainwell, trainwell.cli\n"
-            "print(os.environ.get('OMP_WAIT_POLICY', '-'))\n"  # importing changes nothing
+    code = ("import sys, os, trainwell.cli\n"
+            "print(os.environ.get('OMP_WAIT_POLICY', '-'), 'torch' in sys.modules)\n"
             "try:\n    trainwell.cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
-            "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+            "print(os.environ['OMP_WAIT_POLICY'])")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120).stdout.split()
-    # main() sets it, before torch is loaded, so it takes effect
-    assert out[0] == "-" and out[-2:] == ["PASSIVE", "False"]
+    # set on import, before torch is loaded, so it takes effect
+    assert out[:2] == ["PASSIVE", "False"] and out[-1] == "PASSIVE"
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120).stdout.split()
-    assert out[0] == "ACTIVE" and out[-2] == "ACTIVE"
+    assert out[0] == "ACTIVE" and out[-1] == "ACTIVE"
+
+
+def _python(code: str, **env_changes: str | None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for k, v in env_changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_python_api_gets_the_cli_threading_policy_on_import():
+    r = _python("import os, trainwell, torch; print(os.environ['OMP_WAIT_POLICY'])",
+                OMP_NUM_THREADS="2")
+    assert r.stdout.split() == ["PASSIVE"] and "OMP_WAIT_POLICY" not in r.stderr
+
+
+def test_torch_imported_first_warns_once_with_the_fix():
+    code = "import torch, trainwell, importlib; importlib.reload(trainwell)"
+    r = _python(code, OMP_NUM_THREADS="2")
+    assert r.stderr.count("OMP_WAIT_POLICY=PASSIVE") >= 1
+    assert "import trainwell before torch" in r.stderr
+    # one thread never spins; a policy the user chose is kept: no warning
+    assert "OMP_WAIT_POLICY" not in _python("import torch, trainwell",
+                                            OMP_NUM_THREADS="1").stderr
+    assert "OMP_WAIT_POLICY" not in _python("import torch, trainwell", OMP_NUM_THREADS="2",
+                                            OMP_WAIT_POLICY="ACTIVE").stderr
 
 
 def test_fit_help_says_openmp_threads_sleep(runner):

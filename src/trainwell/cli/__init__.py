@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``trainwell`` console script.
 
     Sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it) before any command imports
-    torch; importing :mod:`trainwell` or :mod:`trainwell.cli` changes no environment.
+    torch; ``import trainwell`` does the same for the Python API.
     """
     # OpenMP threads that sleep instead of spinning while they wait. On a small CPU shared
     # with other processes, spinning threads made `trainwell fit default` 7-30× slower (1.2 s
