@@ -55,9 +55,8 @@ def register(app: typer.Typer) -> None:
 
             trainwell compare default --vary optimizer.name=sgd,adam --seeds 0-3 --jobs 4
         """
-        from rich.console import Console
-
         from trainwell.cli.common import check_out, recipe_from_cli
+        from trainwell.console import make_console
         from trainwell.errors import ConfigError
         from trainwell.studies.compare import (
             grid_variants,
@@ -72,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
         check_out(out)
         check_jobs(jobs)
-        console = Console()
+        console = make_console()
         overrides = list(set_ or [])
         if device is not None:
             overrides.append(f"train.device={device}")

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from trainwell.cli import options
+from trainwell.console import make_console
 from trainwell.errors import ConfigError, TrainwellError
 
 __all__ = ["register", "data_app"]
@@ -23,7 +23,7 @@ _CACHE_OPT = typer.Option(None, "--data-dir", help="data folder (default: $TRAIN
 
 
 def _fail(exc: TrainwellError) -> None:
-    Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
+    make_console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -39,7 +39,7 @@ def _counts(y: np.ndarray, names: list[str] | None, n: int) -> str:
     return ", ".join(f"{name}: {c}" for name, c in zip(names, counts, strict=False))
 
 
-def _describe(raw, console: Console) -> None:
+def _describe(raw, console) -> None:
     table = Table(show_header=False, box=None)
     table.add_row("task", f"{raw.task} ({raw.n_outputs} output{'s' if raw.n_outputs != 1 else ''})")
     table.add_row("train", f"x {tuple(raw.x_train.shape)} {raw.x_train.dtype}, y {tuple(raw.y_train.shape)}")
@@ -123,7 +123,7 @@ def fetch(name: str = typer.Argument(..., help="fashion_mnist, mnist or cifar10"
     from trainwell.data import DATASETS
     from trainwell.data.builtin import load_builtin, obtain
 
-    console = Console(highlight=False)
+    console = make_console(highlight=False)
     try:
         entry = DATASETS.get(name, field="dataset")
         if entry.meta.get("kind") != "builtin":
@@ -147,7 +147,7 @@ def info(name: str = typer.Argument(..., help="a dataset name, a .npz/.csv file,
     from trainwell.data import DATASETS, load_raw
     from trainwell.data.builtin import find_files, load_builtin
 
-    console = Console(highlight=False)
+    console = make_console(highlight=False)
     try:
         suffix = Path(name).suffix.lower()
         if DATASETS.canonical(name) is None and (Path(name).is_dir() or suffix == ".npy"):
@@ -197,7 +197,7 @@ def list_datasets() -> None:
         names = entry.meta.get("class_names")
         table.add_row(name, entry.description, str(shape) if shape else "from the file",
                       str(len(names)) if names else "inferred")
-    Console().print(table)
+    make_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -76,17 +76,16 @@ def diagnose_command(
 
         trainwell diagnose runs/20250101-120000-default
     """
-    from rich.console import Console
-
     from trainwell.cli.common import check_out, cli_overrides
+    from trainwell.console import make_console
     from trainwell.diagnose import ProbeRecord, judge, write_tensorboard
     from trainwell.report.diagnostics import write_run_diagnostics
     from trainwell.workflows.diagnose import diagnose
 
     check_out(out)
-    console = Console()
+    console = make_console()
     if not console.is_terminal:   # pipes and CI: room for the nine columns
-        console = Console(width=160)
+        console = make_console(width=160)
     saved = Path(source) / "diagnostics" / "probes.npz"
     overrides = cli_overrides(set_, seed=seed, device=device)
     if saved.is_file() and steps is None and not overrides and every is None:

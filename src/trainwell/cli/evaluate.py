@@ -53,10 +53,11 @@ def evaluate(
                        reliability_plot=str(plot))
         typer.echo(json.dumps(out))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from trainwell.console import make_console
+
+    console = make_console()
     # the count goes in the caption: a long title would wrap inside the narrow table
     table = Table(title=f"{loaded.recipe.name} — {split}", caption=f"{result.n} examples")
     table.add_column("metric")

@@ -76,9 +76,9 @@ def export(
                           "one of them: a magnitude threshold or a target sparsity")
     console = None
     if not quiet:
-        from rich.console import Console
+        from trainwell.console import make_console
 
-        console = Console()
+        console = make_console()
         console.print(f"exporting {run} …")
     result = export_model(run, fold_bn=fold_bn, prune=prune, sparsity=sparsity,
                           precision=precision, format=format, out=out, threads=threads,

@@ -93,10 +93,9 @@ def fit(
 
         trainwell fit default --nproc 2 --set train.precision="bf16"
     """
-    from rich.console import Console
-
     from trainwell.cli.common import cli_overrides
     from trainwell.config import apply_overrides, load_recipe, resolve
+    from trainwell.console import make_console
     from trainwell.errors import ConfigError
     from trainwell.report.rundir import resolve_run_dir
     from trainwell.workflows.run import fit_recipe
@@ -125,7 +124,7 @@ def fit(
                     diagnose=diagnose, tensorboard=tensorboard)
             return
 
-    console = Console()
+    console = make_console()
     result = fit_recipe(r, out=out, quiet=quiet, resume=resume, force=force_resume,
                         console=console, interrupt="return")
     from trainwell.train import distributed

@@ -41,9 +41,8 @@ def register(app: typer.Typer) -> None:
 
             trainwell lr-find selu --set optimizer.name=nesterov --steps 300 --rule steepest
         """
-        from rich.console import Console
-
         from trainwell.cli.common import check_out, recipe_from_cli
+        from trainwell.console import make_console
         from trainwell.report.rundir import new_run_dir
         from trainwell.workflows.lrfind import RULES, lr_find_recipe, plot_lr_find
 
@@ -64,7 +63,7 @@ def register(app: typer.Typer) -> None:
         if quiet:
             print(f"{result.suggestion:.4g}")
             return
-        console = Console()
+        console = make_console()
         console.print(f"[bold]suggested max learning rate: {result.suggestion:.3g}[/bold]")
         console.print(f"rule: {result.rule}")
         extra = f"lowest smoothed loss at lr {result.min_loss_lr:.3g}"

@@ -22,17 +22,17 @@ def _list(ctx: typer.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
     from rich.table import Table
 
     from trainwell.config import builtin_recipes
+    from trainwell.console import make_console
 
     table = Table(title="built-in recipes (trainwell fit NAME)")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("description")
     for name, desc in builtin_recipes().items():
         table.add_row(name, desc)
-    Console().print(table)
+    make_console().print(table)
 
 
 @recipes_app.command("show")

@@ -42,9 +42,9 @@ def _factors(text: str | None) -> tuple[float, ...] | None:
 
 
 def _console(quiet: bool):
-    from rich.console import Console
+    from trainwell.console import make_console
 
-    return None if quiet else Console()
+    return None if quiet else make_console()
 
 
 @study_app.command("transfer")

@@ -58,16 +58,15 @@ def register(app: typer.Typer) -> None:
 
             trainwell pretrain my.toml --epochs-per-layer 10
         """
-        from rich.console import Console
-
         from trainwell.cli.common import cli_overrides
         from trainwell.cli.fit import results_table
         from trainwell.config import apply_overrides, resolve
+        from trainwell.console import make_console
 
         overrides = cli_overrides(set_, seed=seed, device=device)
         base = resolve(recipe)
         r = apply_overrides(base, overrides) if overrides else base
-        console = None if quiet else Console()
+        console = None if quiet else make_console()
         run = pretrain_run(r, epochs_per_layer=epochs_per_layer, lr=pretrain_lr, out=out,
                            quiet=quiet, console=console)
         if console is not None:
@@ -116,16 +115,15 @@ def register(app: typer.Typer) -> None:
 
             trainwell transfer RUN my_task.toml --reuse 3 --unfreeze 1 --lr-factor 0.05
         """
-        from rich.console import Console
-
         from trainwell.cli.common import cli_overrides
         from trainwell.cli.fit import results_table
         from trainwell.config import apply_overrides, resolve
+        from trainwell.console import make_console
 
         overrides = cli_overrides(set_, seed=seed, device=device)
         base = resolve(recipe)
         r = apply_overrides(base, overrides) if overrides else base
-        console = None if quiet else Console()
+        console = None if quiet else make_console()
         run_dir, summary = transfer_run(source_run, r, reuse=reuse, frozen_epochs=frozen_epochs,
                                         unfreeze=parse_unfreeze(unfreeze), lr_factor=lr_factor,
                                         resize=resize, out=out, quiet=quiet, console=console)

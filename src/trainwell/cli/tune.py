@@ -63,9 +63,8 @@ def register(app: typer.Typer) -> None:
 
             trainwell tune default --space fashion_mlp --trials 32 --jobs 4
         """
-        from rich.console import Console
-
         from trainwell.cli.common import check_out, recipe_from_cli
+        from trainwell.console import make_console
         from trainwell.studies.tune import load_space, print_best_trials, require_optuna, run_study
 
         require_optuna()
@@ -77,7 +76,7 @@ def register(app: typer.Typer) -> None:
         from trainwell.studies.jobs import check_jobs
 
         check_jobs(jobs)
-        console = Console()
+        console = make_console()
         base = recipe_from_cli(recipe, set_, device=device)
         specs = load_space(space, base)  # every field and bound checked before any trial
         console.print(f"[bold]searching {len(specs)} parameters[/bold]: "

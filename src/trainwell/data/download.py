@@ -35,7 +35,6 @@ def _fetch(url: str, tmp: Path, *, timeout: float, progress: bool, label: str) -
         total = int(resp.headers.get("Content-Length") or 0) or None
         bar = None
         if progress:
-            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -44,9 +43,11 @@ def _fetch(url: str, tmp: Path, *, timeout: float, progress: bool, label: str) -
                 TimeRemainingColumn,
                 TransferSpeedColumn,
             )
+
+            from trainwell.console import make_console
             bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                            TransferSpeedColumn(), TimeRemainingColumn(),
-                           console=Console(stderr=True), transient=True)
+                           console=make_console(stderr=True), transient=True)
         task = bar.add_task(label, total=total) if bar else None
         try:
             if bar:

@@ -110,10 +110,11 @@ def _header(rows: list[dict[str, Any]]) -> list[str]:
 
 def print_table(comparison: Comparison, console: Any = None) -> None:
     """Print the comparison as a rich table (best variant in bold)."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from trainwell.console import make_console
+
+    console = console or make_console()
     cols = _header(comparison.rows)
     seeds = sorted({o.seed for o in comparison.outcomes})
     table = Table(title=f"{len(comparison.rows)} variants × {len(seeds)} seed(s)",

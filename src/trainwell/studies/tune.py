@@ -346,10 +346,11 @@ def print_best_trials(result: TuneResult, console: Any = None) -> None:
     """The best trials as a rich table, and the study's trial counts."""
     import optuna
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from trainwell.console import make_console
+
+    console = console or make_console()
     states = [t.state for t in result.study.trials]
     count = {s.name.lower(): states.count(s) for s in optuna.trial.TrialState if states.count(s)}
     params = list(dict.fromkeys(k for r in result.rows for k in r["params"]))

@@ -234,6 +234,8 @@ class EarlyStopping(Callback):
     def on_fit_end(self, t):
         if self.restore_best and self.best_weights is not None:
             t.model.load_state_dict(self.best_weights)
+            if self.best_epoch < t.epoch:  # the progress output says so
+                t.restored_epoch = self.best_epoch
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
@@ -451,7 +453,6 @@ class ProgressCallback(Callback):
     def on_fit_start(self, t):
         if self.quiet:
             return
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -462,7 +463,9 @@ class ProgressCallback(Callback):
         )
         from rich.table import Column
 
-        self.console = self.console or Console(stderr=True)
+        from trainwell.console import make_console
+
+        self.console = self.console or make_console(stderr=True)
         # Every column but the metrics keeps its full width; the metrics text takes what is
         # left and ends in "…" on a narrow terminal (the count and time left stay readable).
         fixed = {"no_wrap": True}
@@ -477,6 +480,9 @@ class ProgressCallback(Callback):
             console=self.console, transient=True, expand=True)
         self._progress.start()
         self._t0 = time.perf_counter()
+        if t.step > 0 and t.epoch < t.epochs:
+            self.console.print(f"resuming at epoch {t.epoch + 1}, step {t.step}",
+                               markup=False, highlight=False)
 
     def on_epoch_start(self, t, epoch):
         if self._progress is None:
@@ -506,13 +512,18 @@ class ProgressCallback(Callback):
             return
         self._progress.update(self._task, completed=t.steps_per_epoch, info=self._info())
         self._progress.console.print(
-            f"epoch {epoch}/{t.epochs}  {self._info()}  {logs.get('time', 0.0):.1f}s")
+            f"epoch {epoch}/{t.epochs}  {self._info()}  {logs.get('time', 0.0):.1f}s",
+            markup=False, highlight=False)
 
     def on_fit_end(self, t):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
             self._task = None
+            restored = getattr(t, "restored_epoch", None)
+            if restored:
+                self.console.print(f"restored best weights from epoch {restored}",
+                                   markup=False, highlight=False)
 
     def on_exception(self, t, exc):
         self.on_fit_end(t)

@@ -184,8 +184,8 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     if interrupt not in ("raise", "return"):
         raise ConfigError("interrupt", interrupt, ["raise", "return"])
     if console is None and not quiet:
-        from rich.console import Console
-        console = Console()
+        from trainwell.console import make_console
+        console = make_console()
     if quiet:
         console = None
     from trainwell.train import distributed, resolve_device

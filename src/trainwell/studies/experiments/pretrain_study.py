@@ -136,9 +136,9 @@ def run_pretrain_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
     if config is None:
         config = PretrainStudyConfig.quick() if quick else PretrainStudyConfig()
     if console is None and not quiet:
-        from rich.console import Console
+        from trainwell.console import make_console
 
-        console = Console()
+        console = make_console()
     if quiet:
         console = None
     if splits is None:

@@ -258,9 +258,9 @@ def run_transfer_study(seeds: Sequence[int] = (0, 1, 2), *, splits: Any = None,
         config = TransferStudyConfig.quick() if quick else TransferStudyConfig()
     config.check()
     if console is None and not quiet:
-        from rich.console import Console
+        from trainwell.console import make_console
 
-        console = Console()
+        console = make_console()
     if quiet:
         console = None
     if splits is None:
