@@ -430,29 +430,48 @@ class ProgressCallback(Callback):
     """A rich progress bar per epoch (step, loss, metrics, lr, ETA) and a line per epoch.
 
     The bar advances every ``refresh_every`` steps (a Python counter; no host sync); the
-    numbers shown are those of the last finished epoch, read at the one sync per epoch.
+    numbers shown are those of the last finished epoch, read at the one sync per epoch. The
+    bar shows in a terminal or a notebook only; in a log each epoch is one line.
 
     Args:
         quiet: print nothing at all (scripts, CI).
         refresh_every: steps between bar updates (default 50).
         console: a ``rich.console.Console`` (default: a new one on stderr).
+        bar: show the live bar (default True); False prints the line per epoch only.
     """
 
     order = 90
 
-    def __init__(self, quiet: bool = False, refresh_every: int = 50, console=None):
+    def __init__(self, quiet: bool = False, refresh_every: int = 50, console=None,
+                 bar: bool = True):
         self.quiet = quiet
         self.refresh_every = max(1, int(refresh_every))
         self.console = console
+        self.bar = bar
         self._progress = None
         self._task = None
         self._pending = 0
         self._last: dict[str, Any] = {}
         self._t0 = 0.0
 
+    def _print(self, text: str) -> None:
+        if not self.quiet and self.console is not None:
+            self.console.print(text, markup=False, highlight=False)
+
     def on_fit_start(self, t):
         if self.quiet:
             return
+        from trainwell.console import make_console
+
+        self.console = self.console or make_console(stderr=True)
+        self._t0 = time.perf_counter()
+        if self.bar:
+            self._start_bar()
+        step, epoch = getattr(t, "step", 0), getattr(t, "epoch", 0)
+        if step > 0 and epoch < t.epochs:
+            self._print(f"resuming at epoch {epoch + 1}, step {step}")
+
+    def _start_bar(self) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -463,9 +482,6 @@ class ProgressCallback(Callback):
         )
         from rich.table import Column
 
-        from trainwell.console import make_console
-
-        self.console = self.console or make_console(stderr=True)
         # Every column but the metrics keeps its full width; the metrics text takes what is
         # left and ends in "…" on a narrow terminal (the count and time left stay readable).
         fixed = {"no_wrap": True}
@@ -479,10 +495,6 @@ class ProgressCallback(Callback):
                 no_wrap=True, overflow="ellipsis", ratio=1, min_width=0)),
             console=self.console, transient=True, expand=True)
         self._progress.start()
-        self._t0 = time.perf_counter()
-        if t.step > 0 and t.epoch < t.epochs:
-            self.console.print(f"resuming at epoch {t.epoch + 1}, step {t.step}",
-                               markup=False, highlight=False)
 
     def on_epoch_start(self, t, epoch):
         if self._progress is None:
@@ -508,22 +520,21 @@ class ProgressCallback(Callback):
 
     def on_epoch_end(self, t, epoch, logs):
         self._last = dict(logs)
-        if self._progress is None:
-            return
-        self._progress.update(self._task, completed=t.steps_per_epoch, info=self._info())
-        self._progress.console.print(
-            f"epoch {epoch}/{t.epochs}  {self._info()}  {logs.get('time', 0.0):.1f}s",
-            markup=False, highlight=False)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=t.steps_per_epoch, info=self._info())
+        self._print(f"epoch {epoch}/{t.epochs}  {self._info()}  {logs.get('time', 0.0):.1f}s")
 
     def on_fit_end(self, t):
+        self._stop()
+        restored = getattr(t, "restored_epoch", None)
+        if restored:
+            self._print(f"restored best weights from epoch {restored}")
+
+    def _stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
             self._task = None
-            restored = getattr(t, "restored_epoch", None)
-            if restored:
-                self.console.print(f"restored best weights from epoch {restored}",
-                                   markup=False, highlight=False)
 
     def on_exception(self, t, exc):
-        self.on_fit_end(t)
+        self._stop()

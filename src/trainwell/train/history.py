@@ -28,7 +28,9 @@ class History:
         self.epochs: list[dict[str, Any]] = [dict(e) for e in (epochs or [])]
 
     def append(self, record: dict[str, Any]) -> None:
-        self.epochs.append(dict(record))
+        # The epoch's own logs dict, not a copy: what callbacks add to it in on_epoch_end
+        # (a custom metric) lands in the history too.
+        self.epochs.append(record)
 
     def __len__(self) -> int:
         return len(self.epochs)

@@ -22,15 +22,17 @@ from torch import nn
 import trainwell.train.distributed as distributed
 from trainwell.checks import check_field
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
-from trainwell.tasks import TASKS, Task, get_task
+from trainwell.tasks import TASKS, Task
 from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList, CancelStep
 from trainwell.train.checkpoint import find_checkpoint
 from trainwell.train.history import History
+from trainwell.train.metrics import MetricSet, check_metrics
 from trainwell.train.phases import PhaseSchedule
 from trainwell.train.precision import Precision
 from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
 from trainwell.train.step import TrainStep, needs_eager_step
+from trainwell.train.weighting import fit_weights, resolve_task, with_weights
 
 __all__ = ["Trainer", "resolve_device", "CHECKPOINT_FORMAT"]
 
@@ -80,7 +82,12 @@ class Trainer:
     Args:
         model: the network (moved to ``device``).
         task: ``multiclass`` (default), ``binary``, ``multilabel`` or ``regression``, or a Task.
-        loss: ``None`` (the task's default) or ``huber`` / ``mse`` / ``bce`` / ``cross_entropy``.
+        loss: ``None`` (the task's default), ``huber`` / ``mse`` / ``bce`` / ``cross_entropy``,
+            or any loss object: an ``nn.Module`` such as ``nn.CrossEntropyLoss(weight=w)``
+            or a function ``(logits, y) -> scalar``.
+        metrics: more metrics by name, computed on the device every epoch (train and
+            ``val_``): ``f1``, ``precision``, ``recall``, ``auc``, ``top_5``, ``mae``,
+            ``rmse``, ``r2``, ... (see :mod:`trainwell.train.metrics`; needs torchmetrics).
         optimizer: a registered name (``sgd``, ``momentum``, ``nesterov``, ``adagrad``,
             ``rmsprop``, ``adam``, ``adamax``, ``nadam``, ``adamw``) or a ``torch.optim``
             optimizer already built over the model's parameters.
@@ -142,12 +149,15 @@ class Trainer:
                  l1: float = 0.0, l2: float = 0.0, max_norm: float = 0.0,
                  callbacks: Iterable[Callback] = (), device: str | torch.device = "auto",
                  seed: int = 0, compile: bool = False, precision: str | Precision = "fp32",
-                 sync_batch_norm: bool = False):
+                 sync_batch_norm: bool = False, metrics: Iterable[str] | None = None):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "a torch.nn.Module")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError("train.seed", seed, "an integer")
-        self.task = get_task(task, loss) if not isinstance(task, Task) else task
+        self.task = resolve_task(task, loss)
+        self.metrics = check_metrics(metrics, self.task.name)
+        self._metric_sets: tuple[MetricSet, MetricSet] | None = None
+        self._auto_progress = None  # the ProgressCallback that fit(verbose=...) adds
         self.device = distributed.setup(resolve_device(device))
         self.precision = precision if isinstance(precision, Precision) else \
             Precision(precision, self.device)
@@ -377,7 +387,9 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, x: Any, y: Any, *, epochs: int = 10, batch_size: int = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
-            resume_from: Any = None, drop_last: bool = False) -> History:
+            resume_from: Any = None, drop_last: bool = False, verbose: str | int = "auto",
+            validation_split: float = 0.0, class_weight: Any = None,
+            sample_weight: Any = None) -> History:
         """Train for ``epochs`` epochs; returns :attr:`history`.
 
         Args:
@@ -390,6 +402,14 @@ class Trainer:
             drop_last: leave out the last partial batch of each epoch (default False).
             resume_from: a checkpoint file or directory (``last.pt``, falling back to
                 ``last.prev.pt``) to continue exactly where it stopped, mid-epoch included.
+            verbose: ``"auto"``/1: a progress bar in a terminal or notebook and one line per
+                epoch; 2: the line per epoch only; 0: nothing (as in Keras). A
+                :class:`ProgressCallback` among the callbacks takes precedence.
+            validation_split: the fraction of ``(x, y)`` (the last samples, before
+                shuffling) held out as validation data, when ``validation_data`` is None.
+            class_weight: ``"balanced"`` (n / (n_classes · n_c)), ``{class: weight}`` or one
+                weight per class; multiplies each sample's loss (multiclass, binary).
+            sample_weight: one weight per training sample; multiplies its loss.
 
         Raises:
             ConfigError / DataError: bad arguments or data, before any step.
@@ -399,7 +419,21 @@ class Trainer:
             raise ConfigError("train.epochs", epochs, "an integer >= 1")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError("train.batch_size", batch_size, "an integer >= 1")
-        x, y, _ = self._prepare(x, y, "train")
+        from trainwell.train.fitargs import split_validation, use_progress
+        x, y, validation_data, sample_weight = split_validation(
+            self, x, y, validation_split, validation_data, sample_weight)
+        task = with_weights(self.task, class_weight is not None or sample_weight is not None,
+                            tuple(y.shape[1:]))
+        if task is not self.task:
+            self.task, self.train_step = task, None  # the step holds the loss function
+        x, y, n_outputs = self._prepare(x, y, "train")
+        weights = fit_weights(self._unpack_targets(y)[0],
+                              task=self.task.name, n_outputs=n_outputs,
+                              class_weight=class_weight, sample_weight=sample_weight)
+        if weights is not None:
+            y[:, -1] = weights.to(y)
+        self._ensure_metric_sets(n_outputs)
+        use_progress(self, verbose)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -496,6 +530,16 @@ class Trainer:
             return None
         return {"options": {"triton.cudagraphs": True}}
 
+    def _ensure_metric_sets(self, n_outputs: int) -> None:
+        if self.metrics and self._metric_sets is None:
+            self._metric_sets = tuple(  # (train, evaluation)
+                MetricSet(self.metrics, self.task.name, n_outputs, self.device,
+                          unpack=self._unpack_targets) for _ in range(2))
+
+    def _unpack_targets(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        unpack = getattr(self.task, "unpack", None)  # weighted targets: (targets, weights)
+        return unpack(y) if unpack is not None else (y, None)
+
     def _new_sums(self) -> dict[str, torch.Tensor]:
         penalized = self.l1 > 0 or self.l2 > 0
         names = ["loss", *self.task.metrics] + (["penalty"] if penalized else [])
@@ -521,6 +565,7 @@ class Trainer:
         world = distributed.world_size()
         # a batch source that does not shard itself (streamed data): take this worker's part
         shard_here = world > 1 and getattr(batches, "world_size", 1) != world
+        named = self._metric_sets[0] if self._metric_sets else None
         for i in range(self.batch_in_epoch, len(batches)):
             xb, yb = batches.batch(perm, i)
             if world > 1:
@@ -538,6 +583,8 @@ class Trainer:
             loss_sum.add_(self.last_loss, alpha=n)
             for (_, acc), v in zip(extra, extra_sums(logits.detach(), yb).values(), strict=True):
                 acc.add_(v)
+            if named is not None:  # metrics by name (torchmetrics), on the device
+                named.update(logits, yb)
             self._seen += n
             self.step = step + 1
             self.batch_in_epoch = i + 1
@@ -559,6 +606,8 @@ class Trainer:
         n = max(int(totals[-1]), 1)
         logs: dict[str, Any] = {"epoch": epoch}
         logs.update({k: v / n for k, v in sums.items()})
+        if self._metric_sets:
+            logs.update(self._metric_sets[0].compute())
         if val is not None:
             distributed.broadcast_buffers(self.model)  # every worker validates rank 0's model
             logs.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
@@ -586,6 +635,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
+        named = self._metric_sets[1] if self._metric_sets else None
         with torch.no_grad():
             for lo in range(0, x.shape[0], batch_size):
                 xb = x[lo:lo + batch_size]
@@ -593,17 +643,24 @@ class Trainer:
                     xb = xb.to(self.device, dtype=next(
                         (p.dtype for p in self.model.parameters() if p.is_floating_point()),
                         torch.float32))
-                part = self.task.metric_sums(self.model(xb), y[lo:lo + batch_size])
+                logits, yb = self.model(xb), y[lo:lo + batch_size]
+                part = self.task.metric_sums(logits, yb)
                 for k, v in part.items():
                     sums[k] = sums[k] + v if k in sums else v.to(torch.float64)
+                if named is not None:
+                    named.update(logits, yb)
         self.model.train(was_training)
         n = x.shape[0]
         values = torch.stack(list(sums.values())).tolist()  # host sync: once per evaluation
-        return {k: v / n for k, v in zip(sums, values, strict=True)}
+        out = {k: v / n for k, v in zip(sums, values, strict=True)}
+        if named is not None:
+            out.update(named.compute())
+        return out
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> dict[str, float]:
         """Mean loss and metrics on ``(x, y)`` in eval mode (dropout off, BN running stats)."""
-        x, y, _ = self._prepare(x, y, "evaluate")
+        x, y, n_outputs = self._prepare(x, y, "evaluate")
+        self._ensure_metric_sets(n_outputs)
         return self._evaluate(x, y, batch_size)
 
     def predict_proba(self, x: Any, *, batch_size: int = 1024) -> torch.Tensor:

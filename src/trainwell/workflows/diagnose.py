@@ -149,7 +149,7 @@ def diagnose(model_or_recipe: Any, x: Any = None, y: Any = None, *, steps: int =
     epochs = max(1, math.ceil(steps / max(1, math.ceil(n / bs))))
     flush = torch.set_flush_denormal(True)   # saturated sigmoids make denormals: 10× slower
     try:
-        trainer.fit(x, y, epochs=epochs, batch_size=bs, shuffle=True)
+        trainer.fit(x, y, epochs=epochs, batch_size=bs, shuffle=True, verbose=0)
     finally:
         if flush:
             torch.set_flush_denormal(False)

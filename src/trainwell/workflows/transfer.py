@@ -145,7 +145,8 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     trainer = Trainer(model, task=task, optimizer=new_optimizer(model, lr), lr=lr,
                       callbacks=[*callbacks, switch], seed=seed, device=device,
                       **trainer_kwargs)
-    trainer.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data)
+    trainer.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                verbose=0)
     return FineTuneResult(history=trainer.history, trainers=[trainer],
                           phase_switch_epoch=frozen_epochs if epochs > frozen_epochs else 0)
 

@@ -102,7 +102,7 @@ def _train(model: Any, x: torch.Tensor, y: torch.Tensor, splits: Any,
     trainer = Trainer(model, task="multiclass", optimizer=config.optimizer, lr=config.lr,
                       seed=seed, device=config.device)
     history = trainer.fit(x, y, epochs=config.epochs, batch_size=config.batch_size,
-                          validation_data=(splits.x_val, splits.y_val))
+                          validation_data=(splits.x_val, splits.y_val), verbose=0)
     acc = float(evaluate_model(model, splits.x_test, splits.y_test)["accuracy"])
     return history, acc
 

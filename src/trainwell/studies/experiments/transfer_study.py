@@ -207,7 +207,7 @@ def _fit(model: Any, splits: Any, task: str, epochs: int, config: TransferStudyC
                       device=config.device,
                       callbacks=[ProgressCallback()] if progress else [])
     trainer.fit(splits.x_train, splits.y_train, epochs=epochs, batch_size=config.batch_size,
-                validation_data=(splits.x_val, splits.y_val))
+                validation_data=(splits.x_val, splits.y_val), verbose=0)
     return trainer.history
 
 
