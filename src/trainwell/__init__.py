@@ -46,11 +46,13 @@ def _threading_policy() -> None:
         return
     get_threads = getattr(torch, "get_num_threads", None)
     if get_threads is not None and get_threads() > 1:
+        from trainwell.errors import TrainwellRuntimeWarning
+
         warnings.warn(
             "torch was imported before trainwell, so its threads spin while they wait; on a "
             "busy or small CPU training can be 10-20x slower. Fix: import trainwell before "
             "torch, or start Python with OMP_WAIT_POLICY=PASSIVE (set OMP_WAIT_POLICY=ACTIVE "
-            "to keep spinning and silence this).", RuntimeWarning, stacklevel=3)
+            "to keep spinning and silence this).", TrainwellRuntimeWarning, stacklevel=3)
 
 
 _threading_policy()
