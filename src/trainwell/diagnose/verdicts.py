@@ -287,6 +287,17 @@ class Diagnosis:
     thresholds: Thresholds = field(default_factory=Thresholds)
     borderline: list[str] = field(default_factory=list)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the verdict with its remedies, then the per-layer table."""
+        import html as _html
+
+        from trainwell.notebook import html_table, section
+
+        header, rows = self.table()
+        text = _html.escape(self.text()).replace("\n", "<br>")
+        return section(f"Gradient health: {self.network}", f"<div>{text}</div>",
+                       html_table(header, rows))
+
     def flagged(self, problem: str) -> list[str]:
         """Names of the layers flagged with ``problem`` (borderline flags included)."""
         return [v.layer for v in self.verdicts if problem in v.flags]

@@ -14,7 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from trainwell.studies.compare_spec import Comparison, RunOutcome, Variant
+from trainwell.studies.compare_spec import (
+    Comparison,
+    RunOutcome,
+    Variant,
+    _fmt_metric,
+    _metric_label,
+)
 
 __all__ = ["comparison_rows", "table_cells", "print_table", "plot_comparison",
            "write_comparison_report"]
@@ -48,20 +54,6 @@ def comparison_rows(variants: Sequence[Variant], outcomes: Sequence[RunOutcome]
             mc_std=mc_std, kept_mean=kept, statuses=sorted({o.status for o in mine}),
             max_lr=[o.max_lr for o in mine if o.max_lr is not None]))
     return rows
-
-
-def _fmt_metric(mean: float, std: float | None, metric: str) -> str:
-    if not math.isfinite(mean):
-        return "—"
-    if "acc" in metric:
-        text = f"{100 * mean:.2f}%"
-        return text + (f" ± {100 * std:.2f}" if std is not None else "")
-    text = f"{mean:.4f}"
-    return text + (f" ± {std:.4f}" if std is not None else "")
-
-
-def _metric_label(metric: str) -> str:
-    return metric.replace("val_", "val ").replace("accuracy", "acc")
 
 
 def _fmt_seconds(t: float) -> str:

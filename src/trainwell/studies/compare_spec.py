@@ -4,6 +4,7 @@ the shared data classes, and the built-in comparison specs (``trainwell/recipes/
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,35 @@ class Comparison:
     @property
     def report(self) -> Path:
         return self.dir / "report.html"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: one row per variant, best metric mean ± std over the seeds."""
+        import html as _html
+
+        from trainwell.notebook import html_table, section
+
+        rows = [[r["variant"], _fmt_metric(r["best_mean"], r["best_std"], r["metric"]),
+                 len(r["seeds"]), r["time_per_epoch"], ", ".join(r["statuses"]),
+                 r.get("description") or ""] for r in self.rows]
+        header = ["variant", _metric_label(self.metric), "seeds", "s/epoch", "status",
+                  "description"]
+        where = f"<div>report: <code>{_html.escape(str(self.report))}</code></div>"
+        return section(f"Comparison of {len(self.rows)} variants", html_table(header, rows),
+                       where if self.report.exists() else "")
+
+
+def _fmt_metric(mean: float, std: float | None, metric: str) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    if "acc" in metric:
+        text = f"{100 * mean:.2f}%"
+        return text + (f" ± {100 * std:.2f}" if std is not None else "")
+    text = f"{mean:.4f}"
+    return text + (f" ± {std:.4f}" if std is not None else "")
+
+
+def _metric_label(metric: str) -> str:
+    return metric.replace("val_", "val ").replace("accuracy", "acc")
 
 
 # --------------------------------------------------------------------------- parsing

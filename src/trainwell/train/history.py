@@ -35,6 +35,16 @@ class History:
     def __len__(self) -> int:
         return len(self.epochs)
 
+    def _repr_html_(self) -> str:
+        """Jupyter: learning curves and the per-epoch table (first and last 5 of long runs)."""
+        from trainwell.notebook import curves_img, html_table, section
+
+        keys = [k for k in self.keys() if k != "steps"]
+        rows = self.epochs if len(self.epochs) <= 12 else self.epochs[:5] + self.epochs[-5:]
+        note = "" if rows is self.epochs else f" (first and last 5 of {len(self.epochs)})"
+        return section(f"History: {len(self.epochs)} epochs{note}", curves_img(self.epochs),
+                       html_table(keys, [[r.get(k) for k in keys] for r in rows]))
+
     def __iter__(self):
         return iter(self.epochs)
 

@@ -49,6 +49,9 @@ class DiagnoseResult:
     def __str__(self) -> str:
         return self.diagnosis.text()
 
+    def _repr_html_(self) -> str:
+        return self.diagnosis._repr_html_()
+
 
 class _StopAfter(Callback):
     """Ends training after ``steps`` optimizer steps (a diagnosis needs no full epochs)."""

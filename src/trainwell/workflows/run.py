@@ -72,6 +72,34 @@ class RunResult:
     def status(self) -> str:
         return self.summary.get("status", "unknown")
 
+    def _repr_html_(self) -> str:
+        return _run_html(self.summary, self.run_dir, self.history.to_list()
+                         if hasattr(self.history, "to_list") else list(self.history or []))
+
+
+def _run_html(summary: dict[str, Any], run_dir: Path | None, history: list[dict]) -> str:
+    """Jupyter: status, final metrics per split, learning curves and where the report is."""
+    import html as _html
+
+    from trainwell.notebook import curves_img, html_table, section
+
+    final = (summary.get("metrics") or {}).get("final") or {}
+    splits = [s for s in ("train", "val", "test") if any(k.startswith(f"{s}_") for k in final)]
+    names = sorted({k.split("_", 1)[1] for k in final}, key=lambda n: (n != "loss", n))
+    table = html_table(["split", *names], [[s, *[final.get(f"{s}_{n}") for n in names]]
+                                           for s in splits]) if final else ""
+    where = ""
+    if run_dir is not None:
+        report = Path(run_dir) / "report.html"
+        where = (f"<div>run folder: <code>{_html.escape(str(run_dir))}</code>"
+                 + (f" — report: <code>{_html.escape(str(report))}</code>"
+                    if report.exists() else "") + "</div>")
+    title = (f"{summary.get('name', 'run')}: {summary.get('status', 'unknown')}, "
+             f"{summary.get('epochs_run', len(history))} epochs")
+    message = summary.get("message")
+    return section(title, f"<div>{_html.escape(message)}</div>" if message else "", table,
+                   curves_img(history), where)
+
 
 @dataclass
 class LoadedRun:
@@ -93,6 +121,12 @@ class LoadedRun:
     def task(self) -> str:
         return (self.model_info.get("extra") or {}).get("task") or self.summary.get(
             "dataset", {}).get("task", "multiclass")
+
+    def _repr_html_(self) -> str:
+        from trainwell.report.rundir import _read_history
+
+        history = _read_history(Path(self.run_dir)) if self.run_dir is not None else []
+        return _run_html(self.summary, self.run_dir, history)
 
 
 def _epochs_trained(run_dir: Path) -> int:
