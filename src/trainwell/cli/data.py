@@ -70,7 +70,7 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _describe_folder(path: Path, console: Console) -> None:
+def _describe_folder(path: Path, console) -> None:
     """Image folders and .npy pairs: counts per class, shape, dtype, size, streaming."""
     from trainwell.data.folders import AUTO_SHARE, memory_bytes, should_stream
     from trainwell.data.sources import is_npy_folder, open_npy_pairs, scan_image_folder

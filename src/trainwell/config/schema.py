@@ -223,6 +223,9 @@ class ScheduleSection(_Section):
 
 
 _MONITORS = ("val_loss", "val_accuracy", "val_mae", "loss", "accuracy", "mae")
+#: ``train.metrics`` names (the same as trainwell.train.metrics.METRIC_NAMES; a test checks).
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "auc", "top_k", "mae", "mse", "rmse",
+                "r2")
 
 
 class TrainSection(_Section):
@@ -250,6 +253,39 @@ class TrainSection(_Section):
                              "weights, validation and metrics stay float32",
                              static=("fp32", "bf16", "fp16"))
     tensorboard: bool = Field(False, description="also log the learning curves (and, with diagnose, the gradient-health statistics) to RUN/tensorboard; needs trainwell[tensorboard]")
+    metrics: list[str] = Field(default_factory=list, description="more metrics every epoch, on training and validation data (computed on the device): `f1`, `precision`, `recall`, `auc`, `top_5` (any `top_N`; multiclass) for classification, `mse`, `rmse`, `r2` for regression")
+    class_weight: str | list[float] | dict[str, float] = Field("none", description="`none`, `balanced` (class c weighs n / (n_classes · n_c)), one weight per class `[1.0, 3.0]` or `{\"1\" = 3.0}`; multiplies each sample's loss (multiclass, binary)")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not (name in METRIC_NAMES or re.fullmatch(r"top_[1-9]\d*", name)):
+                raise ConfigError("train.metrics", name, ", ".join(METRIC_NAMES) + ", top_N")
+        return list(dict.fromkeys(value))
+
+    @field_validator("class_weight")
+    @classmethod
+    def _class_weight(cls, value: Any) -> Any:
+        accepted = "none, balanced, one weight >= 0 per class [1.0, 3.0] or {\"1\" = 3.0}"
+        if isinstance(value, str):
+            v = value.strip().lower()
+            if v not in ("none", "balanced"):
+                raise ConfigError("train.class_weight", value, accepted)
+            return v
+        weights = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict) and not all(str(k).isdigit() for k in value):
+            raise ConfigError("train.class_weight", value, accepted)
+        if not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise ConfigError("train.class_weight", value, accepted)
+        return value
+
+    def class_weight_arg(self) -> Any:
+        """``class_weight`` as ``Trainer.fit`` takes it (None for none)."""
+        cw = self.class_weight
+        if cw == "none":
+            return None
+        return {int(k): v for k, v in cw.items()} if isinstance(cw, dict) else cw
 
     @field_validator("device")
     @classmethod

@@ -154,7 +154,7 @@ def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
         clip_value=o.clip_value, clip_norm=o.clip_norm, clip_global_norm=o.clip_global_norm,
         l1=r.l1, l2=r.l2, max_norm=r.max_norm,
         device=t.device, seed=t.seed, compile=t.compile, precision=t.precision,
-        sync_batch_norm=recipe.model.sync_batch_norm,
+        sync_batch_norm=recipe.model.sync_batch_norm, metrics=list(t.metrics) or None,
     )
 
 
