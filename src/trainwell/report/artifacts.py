@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwell.config import Recipe, save_recipe
+from trainwell.report.per_class import add_per_class
 from trainwell.report.rundir import read_summary, write_report, write_summary
 from trainwell.train.evaluate import evaluate_model
 
@@ -165,6 +166,7 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
         "sections": previous.get("sections", []),
     }
     summary.update(extra_summary or {})
+    add_per_class(summary, run, model, splits, task, draw=report)
     write_summary(run, summary)
     if report:
         write_report(run)

@@ -161,3 +161,29 @@ def fit_diagnosis(history: Sequence[dict[str, Any]],
     return {"verdict": "good_fit",
             "text": "Good fit: training and validation curves stay close and the validation "
                     "loss settled near its minimum."}
+
+
+def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str] | None,
+                          path: str | os.PathLike, *, title: str = "confusion matrix") -> Path:
+    """A heat map of ``cm[true][predicted]`` with the counts written in each cell."""
+    import numpy as np
+
+    m = np.asarray(cm, dtype=float)
+    k = len(m)
+    names = [str(n) for n in class_names] if class_names is not None and len(class_names) == k \
+        else [str(i) for i in range(k)]
+    size = min(3.0 + 0.45 * k, 9.0)
+    fig, ax = new_figure(size + 1.0, size)
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if k <= 20:
+        top = m.max() if m.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if top and m[i, j] > top / 2 else "black")
+    return save_figure(fig, path, tight=True)

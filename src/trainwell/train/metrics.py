@@ -148,3 +148,50 @@ class MetricSet:
         for m in self.metrics.values():
             m.reset()
         self.updated = False
+
+
+def confusion_matrix(model: torch.nn.Module, x: torch.Tensor, y: Any, *, task: str,
+                     n_classes: int, batch_size: int = 1024) -> torch.Tensor:
+    """``cm[true, predicted]`` counts of ``model`` on ``(x, y)`` in eval mode (on the CPU).
+
+    Multiclass: the arg-max class; binary: logit > 0 (probability > 0.5).
+    """
+    p = next(model.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    y = torch.as_tensor(y).reshape(-1).long().to(device)
+    cm = torch.zeros(n_classes * n_classes, dtype=torch.long, device=device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for lo in range(0, len(y), batch_size):
+            out = model(torch.as_tensor(x[lo:lo + batch_size]).to(device, dtype))
+            pred = out.argmax(dim=1) if task == "multiclass" else (out.reshape(-1) > 0).long()
+            cm += torch.bincount(y[lo:lo + batch_size] * n_classes + pred,
+                                 minlength=n_classes * n_classes)
+    model.train(was_training)
+    return cm.reshape(n_classes, n_classes).cpu()  # host sync: once, for the report
+
+
+def per_class_table(cm: torch.Tensor, class_names: Any = None) -> list[list[Any]]:
+    """Rows ``class, precision, recall, F1, support`` (+ the macro average) of a confusion matrix.
+
+    precision_c = cm[c, c] / Σ_t cm[t, c], recall_c = cm[c, c] / Σ_p cm[c, p],
+    F1_c = 2·P·R / (P + R); a class never predicted (or absent) scores 0.
+    """
+    cm = cm.double()
+    tp = cm.diag()
+    predicted, actual = cm.sum(0), cm.sum(1)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
+    recall = torch.where(actual > 0, tp / actual.clamp(min=1), 0.0)
+    f1 = torch.where(precision + recall > 0,
+                     2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    names = list(class_names) if class_names is not None and len(class_names) == len(cm) \
+        else [str(i) for i in range(len(cm))]
+    rows: list[list[Any]] = [["class", "precision", "recall", "F1", "support"]]
+    for i, name in enumerate(names):
+        rows.append([str(name), float(precision[i]), float(recall[i]), float(f1[i]),
+                     int(actual[i])])
+    rows.append(["macro average", float(precision.mean()), float(recall.mean()),
+                 float(f1.mean()), int(actual.sum())])
+    return rows
