@@ -109,10 +109,30 @@ def _example(model: nn.Module, splits: Any) -> Tensor:
     config = getattr(model, "trainwell_config", None) or {}
     shape = config.get("input_shape")
     if shape is None:
-        raise DataError("export needs example inputs: pass splits with data, or a model made "
-                        "by build_model (which records its input_shape)")
+        raise DataError("export needs example inputs: pass example_input=x[:8] (or splits "
+                        "with data), or a model made by build_model (which records its "
+                        "input_shape)")
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     return torch.randn(8, *shape, generator=torch.Generator().manual_seed(0))
+
+
+def _given_example(model: nn.Module, example_input: Any) -> Tensor:
+    try:
+        x = torch.as_tensor(example_input).float().cpu()
+    except Exception as e:
+        raise DataError(f"example_input: cannot be turned into a tensor ({e})") from e
+    if x.dim() < 2 or len(x) < 1:
+        raise DataError(f"example_input: a batch of inputs (batch first) is needed; received "
+                        f"shape {tuple(x.shape)}")
+    if len(x) < 2:  # tracing with one row can specialize the batch size
+        x = x.repeat(2, *([1] * (x.dim() - 1)))
+    try:
+        with torch.no_grad():
+            model(x[:2])
+    except Exception as e:
+        raise DataError(f"example_input: inputs of shape {tuple(x.shape[1:])} do not fit the "
+                        f"model ({type(e).__name__}: {e})") from e
+    return x[:8]
 
 
 def _inputs(example: Tensor, splits: Any, rows: int) -> Tensor:
@@ -192,7 +212,7 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
                  out: str | os.PathLike | None = None, name: str | None = None,
                  splits: Any = None, task: str | None = None, large_batch: int = LARGE_BATCH,
                  timing_repeats: int = 15, threads: int | None = None,
-                 update_report: bool = True) -> ExportResult:
+                 update_report: bool = True, example_input: Any = None) -> ExportResult:
     """Turn a trained run (or model) into a deployable artifact and measure what changed.
 
     Steps, in this order (each optional): fold batch norm into the linear layers
@@ -238,6 +258,9 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
             afterwards); default: torch's current setting. On a busy machine 1 thread gives
             far steadier numbers.
         update_report: add the section and rebuild report.html of a run (default True).
+        example_input: a batch of inputs (tensor or array, batch first) to trace, check and
+            time the model with — what a module built by hand needs when there is no data
+            (default: the run's data, else random inputs of the builder's input shape).
 
     Returns:
         :class:`ExportResult` (folder, files, table, numbers, model).
@@ -281,7 +304,8 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
 
     # a private fp32 CPU copy: the caller's model keeps its device, dtype and mode
     original = copy.deepcopy(model).float().cpu().eval()
-    example = _example(original, splits)
+    example = _example(original, splits) if example_input is None else _given_example(
+        original, example_input)
 
     # fold → prune → precision: pruning and rounding act on the weights actually deployed.
     net = original
