@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,tune,tensorboard,sklearn]"
+	$(PY) -m pip install -q -e ".[dev,tune,tensorboard,sklearn,mlflow]"
 	touch $(STAMP)
 
 demo: install

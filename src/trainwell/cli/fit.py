@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,14 @@ def fit(
         help="Train on N processes of this machine with DistributedDataParallel (one per "
              "GPU on CUDA; gloo on CPU). train.batch_size stays the global batch. For many "
              "machines use `torchrun ... -m trainwell fit RECIPE`."),
+    mlflow: bool = typer.Option(
+        False, "--mlflow",
+        help="Log the run to MLflow: recipe as parameters, per-epoch metrics, report and "
+             "model as artifacts (sets train.mlflow; default store: ./mlruns; needs "
+             "trainwell[mlflow])."),
+    mlflow_uri: str = typer.Option(
+        None, "--mlflow-uri", metavar="URI",
+        help="MLflow tracking URI or folder (sets train.mlflow_uri; implies --mlflow)."),
 ) -> None:
     """Train a recipe and write a run directory: recipe, history, checkpoints, model,
     summary, plots and report.html.
@@ -111,6 +120,10 @@ def fit(
         overrides.append("train.diagnose=true")
     if tensorboard:
         overrides.append("train.tensorboard=true")
+    if mlflow or mlflow_uri:
+        overrides.append("train.mlflow=true")
+    if mlflow_uri:
+        overrides.append(f"train.mlflow_uri={json.dumps(mlflow_uri)}")
     r = apply_overrides(base, overrides) if overrides else base
     from trainwell.cli.launch import check_nproc
 

@@ -253,6 +253,8 @@ class TrainSection(_Section):
                              "weights, validation and metrics stay float32",
                              static=("fp32", "bf16", "fp16"))
     tensorboard: bool = Field(False, description="also log the learning curves (and, with diagnose, the gradient-health statistics) to RUN/tensorboard; needs trainwell[tensorboard]")
+    mlflow: bool = Field(False, description="log the finished run to MLflow: the recipe as parameters, per-epoch and final metrics, report, summary and model as artifacts; needs trainwell[mlflow]")
+    mlflow_uri: str = Field("", description="MLflow tracking URI or folder; empty = a local `mlruns/` folder in the working directory")
     metrics: list[str] = Field(default_factory=list, description="more metrics every epoch, on training and validation data (computed on the device): `f1`, `precision`, `recall`, `auc`, `top_5` (any `top_N`; multiclass) for classification, `mse`, `rmse`, `r2` for regression")
     class_weight: str | list[float] | dict[str, float] = Field("none", description="`none`, `balanced` (class c weighs n / (n_classes · n_c)), one weight per class `[1.0, 3.0]` or `{\"1\" = 3.0}`; multiplies each sample's loss (multiclass, binary)")
 

@@ -235,6 +235,9 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     main = distributed.is_main()
     if not main:  # under DDP rank 0 prints and writes; the other workers only train
         quiet, console = True, None
+    if recipe.train.mlflow:
+        from trainwell.report.tracking import require_mlflow
+        require_mlflow()
     recipe = _absolute_data_path(recipe)
     if splits is None:  # before the run directory exists: bad data leaves no empty run behind
         from trainwell.workflows.compose import load_splits
@@ -354,6 +357,13 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         write_history_tensorboard(trainer.history.epochs, run_dir / "tensorboard")
         if probe is not None:
             write_tensorboard(probe.record(), run_dir / "tensorboard")
+    if t.mlflow:
+        from trainwell.report.tracking import log_run_to_mlflow
+        summary["mlflow"] = log_run_to_mlflow(run_dir, t.mlflow_uri or None)
+        write_summary(run_dir, summary)
+        if console is not None:
+            console.print(f"MLflow run {summary['mlflow']['run_id']} in "
+                          f"{summary['mlflow']['uri']}", markup=False, highlight=False)
 
     result = RunResult(run_dir, trainer, model, splits, trainer.history, summary)
     if interrupted and interrupt == "raise":
