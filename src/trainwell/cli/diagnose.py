@@ -120,14 +120,32 @@ def diagnose_command(
 
             folder = new_run_dir(out, f"diagnose-{result.recipe.name}")
             write_run_diagnostics(record, folder)
+            _write_report(folder, result)
             if not quiet:
-                console.print(f"samples, verdict and plots: {folder}")
+                console.print(f"samples, verdict, plots and report.html: {folder}")
     if quiet:
         typer.echo(diagnosis.text().split("\n")[0])
         return
     print_diagnosis(diagnosis, console, title)
     if tensorboard is not None:
         console.print(f"TensorBoard: tensorboard --logdir {tensorboard}")
+
+
+def _write_report(folder: Path, result: Any) -> None:
+    """summary.json, recipe.toml and report.html of a diagnosis folder (opened like a run's)."""
+    from trainwell.config import save_recipe
+    from trainwell.report.rundir import read_summary, write_report, write_summary
+
+    n, first, last = result.diagnosis.steps
+    summary = read_summary(folder)
+    summary.update({
+        "name": f"diagnose-{result.recipe.name}", "kind": "diagnosis", "status": "completed",
+        "message": f"gradient health: {result.diagnosis.network} ({n} samples, steps "
+                   f"{first}–{last})",
+        "description": result.recipe.description, "run_dir": str(folder)})
+    write_summary(folder, summary)
+    save_recipe(result.recipe, folder / "recipe.toml")
+    write_report(folder)
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,25 @@ def _best_epoch(history: list[dict[str, Any]], monitor: str) -> dict[str, Any] |
     return {"monitor": key, **{k: v for k, v in best.items()}}
 
 
+def _lr_curve(trainer: Any, points: int = 1500) -> dict[str, list] | None:
+    """The learning rate of every step (at most ``points``, evenly spaced) for the lr plot.
+
+    Only for schedules that change the rate within an epoch (their rate is a function of
+    the step); constant and performance scheduling change it at epoch ends, which the
+    history's per-epoch ``lr`` already shows exactly.
+    """
+    schedule = getattr(trainer, "schedule", None)
+    steps, per_epoch = int(getattr(trainer, "step", 0) or 0), getattr(trainer, "steps_per_epoch",
+                                                                         0)
+    if schedule is None or not steps or not per_epoch or getattr(schedule, "name", "") in (
+            "constant", "performance"):
+        return None
+    stride = max(1, steps // points)
+    xs = list(range(0, steps, stride)) + ([steps - 1] if (steps - 1) % stride else [])
+    return {"epoch": [round((s + 1) / per_epoch, 5) for s in xs],
+            "lr": [float(schedule.lr_at(s)) for s in xs]}
+
+
 def _param_counts(model: Any) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -167,6 +186,9 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
     }
     summary.update(extra_summary or {})
     add_per_class(summary, run, model, splits, task, draw=report)
+    lr_curve = _lr_curve(trainer)
+    if lr_curve:
+        summary["lr_curve"] = lr_curve
     write_summary(run, summary)
     if report:
         write_report(run)

@@ -65,17 +65,31 @@ def _table(rows: list[list[Any]], header: bool = True) -> str:
     return "\n".join(out)
 
 
+_SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
+
+
 def _metrics_table(summary: dict[str, Any]) -> str:
-    final = (summary.get("metrics") or {}).get("final") or {}
-    names = []
+    """Final metrics: a metric × split table for ``<split>_<metric>`` keys, else name/value.
+
+    Splits without any value get no column, so no column is all "—".
+    """
+    final = {k: v for k, v in ((summary.get("metrics") or {}).get("final") or {}).items()
+             if v is not None}
+    if not final:
+        return ""
+    if not all(k.split("_", 1)[0] in ("train", "val", "test") and "_" in k for k in final):
+        return _table([["metric", "value"]] + [[k.replace("_", " "), v]
+                                                for k, v in final.items()])
+    names: list[str] = []
     for key in final:
         metric = key.split("_", 1)[1]
         if metric not in names:
             names.append(metric)
-    rows: list[list[Any]] = [["metric", "train", "validation", "test"]]
+    splits = [(p, label) for p, label in _SPLITS if any(f"{p}_{m}" in final for m in names)]
+    rows: list[list[Any]] = [["metric", *[label for _, label in splits]]]
     for m in names:
-        rows.append([m, final.get(f"train_{m}"), final.get(f"val_{m}"), final.get(f"test_{m}")])
-    return _table(rows) if len(rows) > 1 else ""
+        rows.append([m, *[final.get(f"{p}_{m}") for p, _ in splits]])
+    return _table(rows)
 
 
 def _overview_table(summary: dict[str, Any]) -> str:
@@ -94,8 +108,7 @@ def _overview_table(summary: dict[str, Any]) -> str:
         ("median epoch time (s)", summary.get("median_epoch_time")),
         ("parameters", f"{params.get('total', 0):,} ({params.get('trainable', 0):,} trainable)"
          if params else None),
-        ("dataset", f"{data.get('name')} — train {data.get('n_train')}, val {data.get('n_val')}, "
-                    f"test {data.get('n_test')}" if data else None),
+        ("dataset", _dataset_text(data) if data else None),
         ("seed", summary.get("seed")), ("device", summary.get("device")),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
         ("finished", summary.get("finished")),
@@ -103,6 +116,13 @@ def _overview_table(summary: dict[str, Any]) -> str:
         if value not in (None, ""):
             rows.append([label, value])
     return _table(rows[1:], header=False)
+
+
+def _dataset_text(data: dict[str, Any]) -> str:
+    sizes = ", ".join(f"{label} {data[k]:,}" for k, label in (
+        ("n_train", "train"), ("n_val", "validation"), ("n_test", "test"))
+        if isinstance(data.get(k), int))
+    return f"{data.get('name') or 'data'}" + (f" — {sizes}" if sizes else "")
 
 
 def _history_table(history: list[dict[str, Any]]) -> str:
@@ -179,10 +199,12 @@ def render_html(run_dir: str | os.PathLike) -> str:
         parts.append(f"<p class='note'>{_e(note['text'])}</p>")
     parts += ["<h2>Results</h2>", _metrics_table(summary), _overview_table(summary),
               "<h2>Plots</h2>", _images(run / "plots") or "<p class='muted'>No plots.</p>",
-              _sections(summary),
-              "<h2>History</h2>", _history_table(history),
-              "<h2>Recipe</h2>", f"<pre>{_e(recipe)}</pre>",
-              "</body></html>"]
+              _sections(summary)]
+    if history or summary.get("epochs_run") is not None:  # a study has no single history
+        parts += ["<h2>History</h2>", _history_table(history)]
+    if recipe.strip():
+        parts += ["<h2>Recipe</h2>", f"<pre>{_e(recipe)}</pre>"]
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 

@@ -33,13 +33,15 @@ def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], lis
     return xs, ys
 
 
-def plot_learning_curves(history: Sequence[dict[str, Any]], plots_dir: str | os.PathLike
-                         ) -> list[Path]:
+def plot_learning_curves(history: Sequence[dict[str, Any]], plots_dir: str | os.PathLike,
+                         lr_curve: dict[str, Sequence[float]] | None = None) -> list[Path]:
     """Write ``loss.png`` (train vs validation), ``<metric>.png`` and ``lr.png``.
 
     Args:
         history: per-epoch dicts (``epoch``, ``loss``, ``val_loss``, ``accuracy``, ``lr``...).
         plots_dir: where the PNG files go (created if needed).
+        lr_curve: ``{"epoch": [...], "lr": [...]}``, the rate of every step (fractional
+            epochs); drawn instead of the per-epoch points when given.
 
     Returns:
         The paths written (nothing for an empty history).
@@ -70,15 +72,18 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], plots_dir: str | os.
         ax.legend()
         out.append(save_figure(fig, plots / f"{metric}.png"))
     xs, ys = _series(history, "lr")
+    per_step = bool(lr_curve and lr_curve.get("lr"))
+    if per_step:
+        xs, ys = list(lr_curve["epoch"]), [float(v) for v in lr_curve["lr"]]
     if xs:
         fig, ax = new_figure(6.4, 3.2)
-        ax.plot(xs, ys, marker="o", markersize=3)
+        ax.plot(xs, ys, **({"linewidth": 1.5} if per_step else {"marker": "o", "markersize": 3}))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel("learning rate (end of epoch)")
+        ax.set_ylabel("learning rate" if per_step else "learning rate (end of epoch)")
         if min(ys) > 0 and max(ys) / min(ys) > 50:
             ax.set_yscale("log")
-        ax.set_title("learning rate per epoch")
+        ax.set_title("learning rate per step" if per_step else "learning rate per epoch")
         ax.grid(True, alpha=0.3)
         out.append(save_figure(fig, plots / "lr.png"))
     return out

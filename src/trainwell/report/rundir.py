@@ -144,7 +144,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     run = Path(run_dir)
     history = _read_history(run)
     summary = read_summary(run)
-    plots.plot_learning_curves(history, run / "plots")
+    plots.plot_learning_curves(history, run / "plots", lr_curve=summary.get("lr_curve"))
     note = plots.fit_diagnosis(history, (summary.get("metrics") or {}).get("final"))
     if note:
         summary["fit_note"] = note

@@ -150,6 +150,21 @@ def _write_tables(c: Comparison, variants: Sequence[Variant], seeds: Sequence[in
 
 
 # --------------------------------------------------------------------------- plots, report
+def _mean_curve(runs: Sequence[RunOutcome], key: str
+                ) -> tuple[list[int], list[float], list[float]]:
+    """Per epoch: the mean of ``key`` over the runs that reached it, and the sample std."""
+    longest = max((len(o.epochs) for o in runs), default=0)
+    ep, mean, std = [], [], []
+    for i in range(longest):
+        vals = [float(o.epochs[i][key]) for o in runs if i < len(o.epochs)
+                and isinstance(o.epochs[i].get(key), (int, float))
+                and math.isfinite(o.epochs[i][key])]
+        ep.append(i + 1)
+        mean.append(statistics.fmean(vals) if vals else math.nan)
+        std.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+    return ep, mean, std
+
+
 def plot_comparison(outcomes: Sequence[RunOutcome], folder: str | Path) -> list[Path]:
     """Overlaid learning curves (accuracy and loss per epoch; validation solid, training
     dashed) and validation accuracy against wall-clock time, one colour per variant."""
@@ -167,22 +182,29 @@ def plot_comparison(outcomes: Sequence[RunOutcome], folder: str | Path) -> list[
     panels = [("accuracy", "accuracy")] if has_acc else []
     panels.append(("loss", "loss"))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
+    several = any(sum(o.variant == n for o in outcomes) > 1 for n in names)
     for ax, (key, label) in zip(axes[0], panels, strict=True):
-        for o in outcomes:
-            ep = [e.get("epoch", i + 1) for i, e in enumerate(o.epochs)]
-            first = o.seed == min(x.seed for x in outcomes if x.variant == o.variant)
+        for name in names:
+            runs = [o for o in outcomes if o.variant == name]
             # markers: a one-epoch run is a single point, invisible as a bare line
-            ax.plot(ep, [e.get(f"val_{key}", math.nan) for e in o.epochs], color=colors[o.variant],
-                    lw=1.8, marker="o", ms=3, label=o.variant if first else None)
-            ax.plot(ep, [e.get(key, math.nan) for e in o.epochs], color=colors[o.variant],
-                    lw=1, ls="--", marker="o", ms=2, alpha=0.6)
+            for k, style in ((f"val_{key}", dict(lw=1.8, ms=3)),
+                             (key, dict(lw=1, ls="--", ms=2, alpha=0.6))):
+                ep, mean, std = _mean_curve(runs, k)
+                ax.plot(ep, mean, color=colors[name], marker="o",
+                        label=name if k.startswith("val_") else None, **style)
+                if any(s > 0 for s in std):  # several seeds: mean ± std band
+                    ax.fill_between(ep, [m - s for m, s in zip(mean, std, strict=True)],
+                                    [m + s for m, s in zip(mean, std, strict=True)],
+                                    color=colors[name], alpha=0.15 if k.startswith("val_")
+                                    else 0.07, lw=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))   # whole epochs
         last = max((len(o.epochs) for o in outcomes), default=0)
         if last <= 1:
             ax.set_xlim(0.5, 1.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.set_title(f"{label}: validation (solid), training (dashed)")
+        ax.set_title(f"{label}: validation (solid), training (dashed)"
+                     + (", mean ± std over seeds" if several else ""), fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()

@@ -182,6 +182,9 @@ def grid_variants(bases: Sequence[tuple[str, Any]], vary: Sequence[tuple[str, li
         combos = list(itertools.product(*[[(k, v) for v in vals] for k, vals in vary])) or [()]
         for combo in combos:
             recipe = apply_overrides(base, [f"{k}={v}" for k, v in combo])
+            if combo:  # the base's description may no longer hold ("ReLU/He" on ELU)
+                recipe = recipe.model_copy(update={"description": (
+                    f"{label} with " + ", ".join(f"{k} = {v}" for k, v in combo))})
             parts = [f"{_short(k)}={v}" for k, v in combo]
             if len(bases) > 1 or not parts:
                 parts.insert(0, label)

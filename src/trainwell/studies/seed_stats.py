@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ def plot_bars(rows: Sequence[dict[str, Any]], arms: Sequence[tuple[str, str]],
     lo = min(min(100 * r[k] for r in rows) for k, _ in arms)
     ax.set_ylim(max(0.0, lo - 5), 100.5)
     ax.set_xticks(xs)
-    ax.set_xticklabels([label for _, label in arms], fontsize=8)
+    # long arm names on two or three lines, so that neighbouring labels never overlap
+    ax.set_xticklabels([textwrap.fill(label, 18) for _, label in arms], fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)

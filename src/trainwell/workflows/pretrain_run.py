@@ -19,7 +19,12 @@ def pretrain_run(recipe: Any, *, epochs_per_layer: int = 5, optimizer: str = "ad
     supervised phase uses ``[data]`` as written, so ``train_limit`` sets how few labels there
     are. Returns the :class:`~trainwell.workflows.run.RunResult`.
     """
-    from trainwell.report.rundir import add_summary_section, write_report
+    from trainwell.report.rundir import (
+        add_summary_section,
+        read_summary,
+        write_report,
+        write_summary,
+    )
     from trainwell.workflows.compose import build_model_from_recipe, load_splits
     from trainwell.workflows.pretrain import check_pretrain_options, greedy_pretrain
     from trainwell.workflows.run import fit_recipe
@@ -52,5 +57,15 @@ def pretrain_run(recipe: Any, *, epochs_per_layer: int = 5, optimizer: str = "ad
              f"{len(unlabeled)} unlabeled inputs, {epochs_per_layer} epochs per layer "
              f"({optimizer}, lr {lr:g}); then the whole network trained on "
              f"{len(labelled.y_train)} labelled inputs.")
+    summary = read_summary(run.run_dir)  # the report's first lines say how it was trained
+    summary["description"] = (
+        f"Greedy layer-wise pretraining ({len(unlabeled)} unlabeled inputs, {epochs_per_layer} "
+        f"epochs per layer), then training on {len(labelled.y_train)} labels."
+        + (f" Recipe: {recipe.description}" if recipe.description else ""))
+    summary["pretrain"] = {"unlabeled": len(unlabeled), "epochs_per_layer": epochs_per_layer,
+                           "optimizer": optimizer, "lr": lr,
+                           "layers": [list(r) for r in result.table()]}
+    write_summary(run.run_dir, summary)
     write_report(run.run_dir)
+    run.summary.update(summary)
     return run
