@@ -22,13 +22,14 @@ MAX_LINES = 450
 
 #: top-level module or package of trainwell -> its layer (higher imports lower, never the reverse)
 LAYERS: dict[str, int] = {
-    "errors": 0, "registry": 0, "checks": 0, "figures": 0, "_moved": 0,
+    "errors": 0, "registry": 0, "checks": 0, "figures": 0, "_moved": 0, "console": 0,
+    "notebook": 0,
     "nn": 1, "optim": 1, "data": 1, "train": 1, "tasks": 1,
     "config": 2,
     "diagnose": 3,
     "report": 4,
     "workflows": 5, "export": 5,
-    "studies": 6,
+    "studies": 6, "sklearn": 6,
     "cli": 7, "__main__": 7,
 }
 

@@ -223,9 +223,6 @@ class ScheduleSection(_Section):
 
 
 _MONITORS = ("val_loss", "val_accuracy", "val_mae", "loss", "accuracy", "mae")
-#: ``train.metrics`` names (the same as trainwell.train.metrics.METRIC_NAMES; a test checks).
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "auc", "top_k", "mae", "mse", "rmse",
-                "r2")
 
 
 class TrainSection(_Section):
@@ -261,33 +258,14 @@ class TrainSection(_Section):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not (name in METRIC_NAMES or re.fullmatch(r"top_[1-9]\d*", name)):
-                raise ConfigError("train.metrics", name, ", ".join(METRIC_NAMES) + ", top_N")
-        return list(dict.fromkeys(value))
+        from trainwell.train.metrics import check_metric_names
+        return check_metric_names(value)
 
     @field_validator("class_weight")
     @classmethod
     def _class_weight(cls, value: Any) -> Any:
-        accepted = "none, balanced, one weight >= 0 per class [1.0, 3.0] or {\"1\" = 3.0}"
-        if isinstance(value, str):
-            v = value.strip().lower()
-            if v not in ("none", "balanced"):
-                raise ConfigError("train.class_weight", value, accepted)
-            return v
-        weights = value.values() if isinstance(value, dict) else value
-        if isinstance(value, dict) and not all(str(k).isdigit() for k in value):
-            raise ConfigError("train.class_weight", value, accepted)
-        if not all(math.isfinite(w) and w >= 0 for w in weights):
-            raise ConfigError("train.class_weight", value, accepted)
-        return value
-
-    def class_weight_arg(self) -> Any:
-        """``class_weight`` as ``Trainer.fit`` takes it (None for none)."""
-        cw = self.class_weight
-        if cw == "none":
-            return None
-        return {int(k): v for k, v in cw.items()} if isinstance(cw, dict) else cw
+        from trainwell.train.weighting import check_class_weight_spec
+        return check_class_weight_spec(value, "train.class_weight")
 
     @field_validator("device")
     @classmethod

@@ -30,7 +30,8 @@ import torch
 
 from trainwell.errors import ConfigError
 
-__all__ = ["METRIC_NAMES", "check_metrics", "MetricSet"]
+__all__ = ["METRIC_NAMES", "check_metrics", "check_metric_names", "MetricSet",
+           "confusion_matrix", "per_class_table"]
 
 _CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "auc")
 _REGRESSION = ("mae", "mse", "rmse", "r2")
@@ -44,6 +45,15 @@ def _accepted(task: str) -> str:
         return ", ".join(_REGRESSION)
     top = ", top_k (top_5), top_N" if task == "multiclass" else ""
     return ", ".join(_CLASSIFICATION) + top
+
+
+def check_metric_names(names: list[str], field: str = "train.metrics") -> list[str]:
+    """Names any task may ask for (a recipe's check, before the task is known); no repeats."""
+    for name in names:
+        if not (name in METRIC_NAMES or (isinstance(name, str) and _TOP.match(name)
+                                         and int(_TOP.match(name)[1]) >= 1)):
+            raise ConfigError(field, name, ", ".join(METRIC_NAMES) + ", top_N")
+    return list(dict.fromkeys(names))
 
 
 def check_metrics(names: Any, task: str, field: str = "train.metrics") -> tuple[str, ...]:

@@ -24,7 +24,8 @@ from torch import nn
 from trainwell.errors import ConfigError, DataError
 from trainwell.tasks import Task, _align, _per_sample, get_task
 
-__all__ = ["resolve_task", "WeightedTask", "with_weights", "fit_weights"]
+__all__ = ["resolve_task", "WeightedTask", "with_weights", "fit_weights",
+           "check_class_weight_spec", "class_weight_arg"]
 
 Tensor = torch.Tensor
 
@@ -128,6 +129,27 @@ def with_weights(task: Task, weighted: bool, y_tail: tuple[int, ...] = ()) -> Ta
         return task
     return WeightedTask(**_base_fields(task), weighted=True, y_tail=tuple(y_tail),
                         base_dtype=task.target_dtype)
+
+
+def check_class_weight_spec(value: Any, field: str = "class_weight") -> Any:
+    """A recipe's ``class_weight`` (before the data): none, balanced, a list or a table."""
+    accepted = 'none, balanced, one weight >= 0 per class [1.0, 3.0] or {"1" = 3.0}'
+    if isinstance(value, str):
+        if value.strip().lower() not in ("none", "balanced"):
+            raise ConfigError(field, value, accepted)
+        return value.strip().lower()
+    weights = list(value.values()) if isinstance(value, dict) else list(value)
+    if (isinstance(value, dict) and not all(str(k).isdigit() for k in value)) or not all(
+            isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in weights):
+        raise ConfigError(field, value, accepted)
+    return value
+
+
+def class_weight_arg(spec: Any) -> Any:
+    """A recipe's ``class_weight`` as ``Trainer.fit`` takes it (None for none)."""
+    if spec == "none":
+        return None
+    return {int(k): v for k, v in spec.items()} if isinstance(spec, dict) else spec
 
 
 def _class_weights(spec: Any, y: Tensor, task: str, n_outputs: int) -> Tensor:

@@ -40,6 +40,7 @@ from trainwell.report.rundir import (
     write_summary,
 )
 from trainwell.train.evaluate import evaluate_model
+from trainwell.train.weighting import class_weight_arg
 
 __all__ = [
     "RunResult",
@@ -321,7 +322,7 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         has_val = getattr(splits, "x_val", None) is not None and len(splits.x_val) > 0
         trainer.fit(splits.x_train, splits.y_train, epochs=t.epochs, batch_size=t.batch_size,
                     validation_data=(splits.x_val, splits.y_val) if has_val else None,
-                    shuffle=t.shuffle, class_weight=t.class_weight_arg(),
+                    shuffle=t.shuffle, class_weight=class_weight_arg(t.class_weight),
                     resume_from=(run_dir / "checkpoints") if resume is not None else None)
     except KeyboardInterrupt:
         if trainer is None:  # nothing trained yet: nothing to keep
