@@ -26,9 +26,9 @@ import difflib
 import math
 import re
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainwell.checks import check_device
 from trainwell.config.fields import (
@@ -44,6 +44,8 @@ from trainwell.config.sections import (
 )
 from trainwell.config.toml_text import to_toml
 from trainwell.errors import ConfigError
+from trainwell.train.metrics import check_metric_names
+from trainwell.train.weighting import check_class_weight_spec
 
 __all__ = [
     "Recipe",
@@ -252,20 +254,9 @@ class TrainSection(_Section):
     tensorboard: bool = Field(False, description="also log the learning curves (and, with diagnose, the gradient-health statistics) to RUN/tensorboard; needs trainwell[tensorboard]")
     mlflow: bool = Field(False, description="log the finished run to MLflow: the recipe as parameters, per-epoch and final metrics, report, summary and model as artifacts; needs trainwell[mlflow]")
     mlflow_uri: str = Field("", description="MLflow tracking URI or folder; empty = a local `mlruns/` folder in the working directory")
-    metrics: list[str] = Field(default_factory=list, description="more metrics every epoch, on training and validation data (computed on the device): `f1`, `precision`, `recall`, `auc`, `top_5` (any `top_N`; multiclass) for classification, `mse`, `rmse`, `r2` for regression")
-    class_weight: str | list[float] | dict[str, float] = Field("none", description="`none`, `balanced` (class c weighs n / (n_classes · n_c)), one weight per class `[1.0, 3.0]` or `{\"1\" = 3.0}`; multiplies each sample's loss (multiclass, binary)")
-
-    @field_validator("metrics")
-    @classmethod
-    def _metrics(cls, value: list[str]) -> list[str]:
-        from trainwell.train.metrics import check_metric_names
-        return check_metric_names(value)
-
-    @field_validator("class_weight")
-    @classmethod
-    def _class_weight(cls, value: Any) -> Any:
-        from trainwell.train.weighting import check_class_weight_spec
-        return check_class_weight_spec(value, "train.class_weight")
+    metrics: Annotated[list[str], AfterValidator(check_metric_names)] = Field(default_factory=list, description="more metrics every epoch, on training and validation data (computed on the device): `f1`, `precision`, `recall`, `auc`, `top_5` (any `top_N`; multiclass) for classification, `mse`, `rmse`, `r2` for regression")
+    class_weight: Annotated[str | list[float] | dict[str, float], AfterValidator(
+        lambda v: check_class_weight_spec(v, "train.class_weight"))] = Field("none", description="`none`, `balanced` (class c weighs n / (n_classes · n_c)), one weight per class `[1.0, 3.0]` or `{\"1\" = 3.0}`; multiplies each sample's loss (multiclass, binary)")
 
     @field_validator("device")
     @classmethod
