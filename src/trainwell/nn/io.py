@@ -59,7 +59,8 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] | None = None
+def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] | None = None,
+               *, factory: str | None = None, factory_args: dict[str, Any] | None = None
                ) -> Path:
     """Write ``dir/model.safetensors`` and ``dir/model.json``; return ``dir``.
 
@@ -69,6 +70,10 @@ def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] |
         dir: the folder (created if needed; the two files are replaced).
         extra: JSON-serializable data to keep with the model (tensors and numpy arrays are
             stored as lists), e.g. ``{"task": "multiclass", "class_names": [...]}``.
+        factory: for a module you built: ``"package.module:function"``, an importable
+            function that builds it again from ``factory_args`` (saved in ``model.json``, so
+            :func:`load_model` can rebuild it).
+        factory_args: the factory's keyword arguments (JSON-serializable).
 
     Example:
         >>> save_model(model, "runs/x/model", extra={"task": "multiclass"})  # doctest: +SKIP
@@ -76,6 +81,7 @@ def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] |
     from trainwell import __version__
 
     model = _unwrap(model)
+    built_by = _check_factory(model, factory, factory_args) if factory is not None else None
     folder = Path(dir)
     folder.mkdir(parents=True, exist_ok=True)
     # Host copies, contiguous and unshared (safetensors refuses tensors sharing storage).
@@ -86,6 +92,8 @@ def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] |
             "trainwell_version": __version__, "torch_version": torch.__version__,
             "module_class": f"{type(model).__module__}.{type(model).__qualname__}",
             "trainwell_config": config, "extra": extra or {}}
+    if built_by is not None:
+        info["factory"] = built_by
     text = json.dumps(info, indent=2, default=_jsonable, ensure_ascii=False)
     _atomic_write(folder / WEIGHTS_FILE,
                   lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
@@ -161,10 +169,17 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
 
     info = load_model_info(dir)
     config = info.get("trainwell_config")
+    if not isinstance(config, dict) and isinstance(info.get("factory"), dict):
+        built = info["factory"]
+        model = _call_factory(built.get("ref"), built.get("args") or {}, str(dir))
+        load_weights(model, dir, device=device)
+        model.trainwell_extra = info.get("extra") or {}
+        return model.to(device).eval()
     if not isinstance(config, dict):
         raise CheckpointError(f"{dir} holds a {info.get('module_class', 'custom')} not built by "
-                              "trainwell's builder; build that module yourself and call "
-                              "load_weights(model, dir)")
+                              "trainwell's builder; save it with save_model(model, dir, "
+                              "factory='package.module:function', factory_args={...}), or "
+                              "build it yourself and call load_weights(model, dir)")
     try:
         with warnings.catch_warnings():
             # the advice was given when the model was built; loading it is not the time
@@ -176,6 +191,58 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
     load_weights(model, dir, device=device)
     model.trainwell_extra = info.get("extra") or {}
     return model.to(device).eval()
+
+
+def _import_factory(ref: Any, field: str) -> Any:
+    """``"package.module:function"`` → the function (importable, callable)."""
+    import importlib
+
+    mod_name, _, fn_name = str(ref).partition(":")
+    accepted = "an importable 'package.module:function' that builds the module"
+    if not mod_name or not fn_name:
+        raise ConfigError(field, ref, accepted)
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name, None)
+    except ImportError as exc:
+        raise ConfigError(field, ref, f"{accepted} ({type(exc).__name__}: {exc})") from exc
+    if not callable(fn):
+        raise ConfigError(field, ref, accepted)
+    return fn
+
+
+def _call_factory(ref: Any, args: dict[str, Any], where: str) -> nn.Module:
+    try:
+        model = _import_factory(ref, "factory")(**args)
+    except ConfigError as exc:
+        raise CheckpointError(f"the model in {where} cannot be rebuilt: {exc}") from exc
+    except Exception as exc:
+        raise CheckpointError(f"the model in {where} cannot be rebuilt: {ref}(**{args}) raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise CheckpointError(f"the model in {where} cannot be rebuilt: {ref} returned a "
+                              f"{type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _check_factory(model: nn.Module, ref: str, args: dict[str, Any] | None) -> dict[str, Any]:
+    """Refuse, before writing anything, a factory that would not rebuild this very module."""
+    args = dict(args or {})
+    try:
+        json.dumps(args, default=_jsonable)
+    except TypeError as exc:
+        raise ConfigError("factory_args", args, f"JSON-serializable arguments ({exc})") from exc
+    _import_factory(ref, "factory")  # an unknown reference: a ConfigError naming it
+    try:
+        twin = _call_factory(ref, args, "save_model")
+    except CheckpointError as exc:
+        raise ConfigError("factory", ref, f"a factory that builds the module from factory_args "
+                          f"({exc})") from exc
+    mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in twin.state_dict().items()}
+    if mine != theirs:
+        raise ConfigError("factory", ref, f"a factory whose module has this model's parameters "
+                          f"(names and shapes differ with factory_args={args})")
+    return {"ref": ref, "args": args}
 
 
 def clone_model(model: nn.Module) -> nn.Module:
