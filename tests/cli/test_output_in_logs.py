@@ -70,3 +70,20 @@ def test_progress_says_which_weights_were_restored_and_where_it_resumes():
     t2.fit(x, y, epochs=1, batch_size=16)
     assert "resuming at epoch 2, step 4" in buf2.getvalue()
     assert "restored" not in buf2.getvalue()
+
+
+def test_a_file_without_a_test_set_says_how_much_was_held_out(runner, tmp_path):
+    import numpy as np
+
+    from trainwell.cli import app
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(200, 4)).astype(np.float32),
+             y=rng.integers(0, 2, 200))
+    (tmp_path / "r.toml").write_text(f'name = "r"\n[data]\ndataset = "{tmp_path / "d.npz"}"\n'
+                                     'validation = 20\n[train]\nepochs = 1\ndevice = "cpu"\n')
+    result = runner.invoke(app, ["fit", str(tmp_path / "r.toml"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "test set: 20 % of d held out (40 examples" in result.stdout
+    report = next(tmp_path.glob("*-r/report.html")).read_text()
+    assert "the test set is 20 % of the file" in report

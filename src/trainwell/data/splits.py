@@ -41,6 +41,8 @@ class Splits:
     scale: float = 1.0
     flatten: bool = False
     source: str = ""
+    #: the fraction of the source held out as the test set when it has none (0: its own)
+    test_held_out: float = 0.0
 
     def transform(self, x_raw) -> torch.Tensor:
         """Raw features (as read from the source, e.g. uint8 pixels) → model inputs.
@@ -223,7 +225,9 @@ def make_splits(raw: RawData, *, validation=5000, stratify: bool = True, standar
     x_tr, y_tr, x_te, y_te = raw.x_train, raw.y_train, raw.x_test, raw.y_test
     if len(y_tr) != len(x_tr):
         raise DataError(f"{raw.name}: {len(x_tr)} training examples but {len(y_tr)} targets")
+    test_held_out = 0.0
     if x_te is None:
+        test_held_out = test_fraction
         keep = _holdout(x_tr, y_tr, test_fraction, field="data.test_fraction",
                         stratify=stratify, classification=classification, seed=seed + 1)
         x_tr, y_tr, x_te, y_te = x_tr[keep], y_tr[keep], x_tr[~keep], y_tr[~keep]
@@ -251,7 +255,8 @@ def make_splits(raw: RawData, *, validation=5000, stratify: bool = True, standar
                   y_val=_targets(y_val, raw.task), x_test=xs[2], y_test=_targets(y_te, raw.task),
                   class_names=raw.class_names, input_shape=tuple(xs[0].shape[1:]),
                   n_outputs=raw.n_outputs, task=raw.task, name=raw.name, mean=mean, std=std,
-                  scale=raw.scale, flatten=flatten, source=raw.source)
+                  scale=raw.scale, flatten=flatten, source=raw.source,
+                  test_held_out=float(test_held_out))
 
 
 _SANDAL, _SHIRT = 5, 6

@@ -88,6 +88,7 @@ def _dataset_info(splits: Any) -> dict[str, Any]:
             "input_shape": list(getattr(splits, "input_shape", ()) or ()),
             "n_outputs": getattr(splits, "n_outputs", None),
             "class_names": getattr(splits, "class_names", None),
+            "test_held_out": getattr(splits, "test_held_out", 0.0),
             **({"streamed": True} if getattr(splits, "streamed", False) else {}),
             **({"skipped": len(splits.skipped), "skipped_first": splits.skipped[:5]}
                if getattr(splits, "skipped", None) else {})}

@@ -122,7 +122,10 @@ def _dataset_text(data: dict[str, Any]) -> str:
     sizes = ", ".join(f"{label} {data[k]:,}" for k, label in (
         ("n_train", "train"), ("n_val", "validation"), ("n_test", "test"))
         if isinstance(data.get(k), int))
-    return f"{data.get('name') or 'data'}" + (f" — {sizes}" if sizes else "")
+    held = data.get("test_held_out")
+    note = (f" (the test set is {100 * held:.0f} % of the file, held out because it has no "
+            f"x_test/y_test)" if isinstance(held, (int, float)) and held > 0 else "")
+    return f"{data.get('name') or 'data'}" + (f" — {sizes}" if sizes else "") + note
 
 
 def _history_table(history: list[dict[str, Any]]) -> str:

@@ -317,6 +317,11 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
             console.print(f"{recipe.name} → {run_dir}", markup=False, style="bold")
             if recipe.description:
                 console.print(recipe.description, markup=False)
+            held = getattr(splits, "test_held_out", 0.0)
+            if held:  # the file had no test set: say where the test numbers come from
+                console.print(f"test set: {100 * held:.0f} % of {splits.name} held out "
+                              f"({len(splits.x_test)} examples; the file has no "
+                              f"x_test/y_test)", markup=False, highlight=False)
             console.print(str(model_summary(model, splits.input_shape)), markup=False,
                           highlight=False)
         has_val = getattr(splits, "x_val", None) is not None and len(splits.x_val) > 0
