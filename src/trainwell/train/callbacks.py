@@ -426,6 +426,12 @@ class HistoryLogger(Callback):
             _atomic_write_text(self.path_csv, buf.getvalue())
 
 
+def _has_ipywidgets() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 class ProgressCallback(Callback):
     """A rich progress bar per epoch (step, loss, metrics, lr, ETA) and a line per epoch.
 
@@ -465,8 +471,8 @@ class ProgressCallback(Callback):
 
         self.console = self.console or make_console(stderr=True)
         self._t0 = time.perf_counter()
-        if self.bar:
-            self._start_bar()
+        if self.bar and not (self.console.is_jupyter and not _has_ipywidgets()):
+            self._start_bar()  # in a notebook rich draws the bar with ipywidgets
         step, epoch = getattr(t, "step", 0), getattr(t, "epoch", 0)
         if step > 0 and epoch < t.epochs:
             self._print(f"resuming at epoch {epoch + 1}, step {step}")
