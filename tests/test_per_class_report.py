@@ -41,3 +41,13 @@ def test_a_fit_run_writes_the_table_the_matrix_and_shows_them(tmp_path):
     assert (result.run_dir / "plots" / "confusion_matrix.png").stat().st_size > 1000
     page = (result.run_dir / "report.html").read_text()
     assert "Per-class metrics" in page and "macro average" in page and "confusion_matrix" in page
+
+
+def test_still_improving_reports_the_fall_as_a_share_of_the_starting_loss():
+    from trainwell.report.plots import fit_diagnosis
+
+    history = [{"epoch": i + 1, "loss": v, "val_loss": v} for i, v in
+               enumerate([1.2, 1.05, 0.8, 0.6, 0.5])]
+    note = fit_diagnosis(history, None)
+    assert note["verdict"] == "still_improving"
+    assert "fell 52.4%" in note["text"]  # (1.05 − 0.5) / 1.05, not / 0.5 (110 %)

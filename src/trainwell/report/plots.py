@@ -152,9 +152,10 @@ def fit_diagnosis(history: Sequence[dict[str, Any]],
                 "text": f"Generalization gap: {gap_text}, although the validation loss did not "
                         "rise. Regularization (dropout, ℓ2 / weight decay, max-norm) or more "
                         "data may close the gap."}
-    if _rel(val[-1 - k], val[-1]) > STILL_IMPROVING and best_i == len(val) - 1:
+    fell = -_rel(val[-1], val[-1 - k])  # the fall as a fraction of where it started
+    if fell > STILL_IMPROVING and best_i == len(val) - 1:
         return {"verdict": "still_improving",
-                "text": f"Still improving: the validation loss fell {_rel(val[-1 - k], val[-1]):.1%} "
+                "text": f"Still improving: the validation loss fell {fell:.1%} "
                         f"over {_last_epochs(k)} and is lowest at the last one. Train for more "
                         "epochs."}
     if abs(_rel(train[-1], train[-1 - k])) < PLATEAU and (gap is None or gap < GAP_ACCURACY / 2):
