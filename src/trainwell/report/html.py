@@ -200,7 +200,8 @@ def render_html(run_dir: str | os.PathLike) -> str:
     note = summary.get("fit_note")
     if isinstance(note, dict) and note.get("text"):
         parts.append(f"<p class='note'>{_e(note['text'])}</p>")
-    parts += ["<h2>Results</h2>", _metrics_table(summary), _overview_table(summary),
+    results = _metrics_table(summary) + _overview_table(summary)
+    parts += (["<h2>Results</h2>", results] if results else []) + [
               "<h2>Plots</h2>", _images(run / "plots") or "<p class='muted'>No plots.</p>",
               _sections(summary)]
     if history or summary.get("epochs_run") is not None:  # a study has no single history
