@@ -20,6 +20,7 @@ def _unlabeled(n: int = 512, seed: int = 0) -> torch.Tensor:
 
 
 def test_greedy_pretraining_reduces_reconstruction_error_of_every_layer():
+    torch.manual_seed(0)  # the network's initial weights: independent of the tests run before
     spec = {"input_shape": (6, 6), "n_outputs": 3, "hidden": [16, 8], "activation": "elu"}
     result = greedy_pretrain(spec, _unlabeled(), epochs_per_layer=8, lr=3e-3, device="cpu")
     assert [r.name for r in result.layers] == ["hidden1", "hidden2"]
