@@ -336,7 +336,7 @@ def find_lr(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                           device=ref.device if ref is not None else x.device, seed=seed,
                           clip_value=clip_value, clip_norm=clip_norm,
                           clip_global_norm=clip_global_norm, l1=l1, l2=l2, max_norm=max_norm)
-        trainer.fit(x, y, epochs=-(-steps // per_pass), batch_size=bs, drop_last=True)
+        trainer.fit(x, y, epochs=-(-steps // per_pass), batch_size=bs, drop_last=True, verbose=0)
     finally:
         set_rng_state(rng)
     result = finder.result(rule)
