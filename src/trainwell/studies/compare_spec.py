@@ -76,7 +76,7 @@ class Comparison:
         return self.dir / "report.html"
 
     def _repr_html_(self) -> str:
-        """Jupyter: one row per variant, best metric mean ± std over the seeds."""
+        """Jupyter: one row per variant, best metric mean ± std over its random seeds."""
         import html as _html
 
         from trainwell.notebook import html_table, section
