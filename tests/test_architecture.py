@@ -23,7 +23,7 @@ MAX_LINES = 450
 #: top-level module or package of trainwell -> its layer (higher imports lower, never the reverse)
 LAYERS: dict[str, int] = {
     "errors": 0, "registry": 0, "checks": 0, "figures": 0, "_moved": 0, "console": 0,
-    "notebook": 0,
+    "notebook": 0, "atomic": 0, "runlock": 0,
     "nn": 1, "optim": 1, "data": 1, "train": 1, "tasks": 1,
     "config": 2,
     "diagnose": 3,

@@ -45,9 +45,9 @@ def _tiny(tmp_path: Path, **train) -> tuple[Path, object]:
 
 
 def test_new_run_dir_never_reuses_a_folder(tmp_path, monkeypatch):
-    import trainwell.run as run_mod
+    import trainwell.report.rundir as rundir
 
-    monkeypatch.setattr(run_mod.time, "strftime", lambda fmt: "20250101-000000")
+    monkeypatch.setattr(rundir.time, "strftime", lambda fmt: "20250101-000000")
     (tmp_path / "20250101-000000-x").mkdir()
     (tmp_path / "20250101-000000-x" / "keep.txt").write_text("mine")
     a = new_run_dir(tmp_path, "x")

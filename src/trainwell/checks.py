@@ -126,6 +126,7 @@ NON_NEGATIVE = Range(ge=0)          # 0 = off for penalties, clipping, max-norm
 AT_LEAST_ONE = Range(ge=1)
 COUNT = Range(ge=1, integer=True)
 COUNT_OR_ZERO = Range(ge=0, integer=True)
+SEED = Range(ge=0, le=2**63 - 1, integer=True)  # what torch.manual_seed takes
 
 #: The accepted values of every bounded number a recipe and the library share, by recipe field.
 #: The recipe schema takes its bounds from here and the library checks with the same entry, so
@@ -167,7 +168,7 @@ RANGES: dict[str, Range] = {
     "augment.noise_std": NON_NEGATIVE,
     "train.epochs": COUNT,
     "train.batch_size": COUNT,
-    "train.seed": COUNT_OR_ZERO,
+    "train.seed": SEED,
     "train.patience": COUNT_OR_ZERO,
     "train.min_delta": NON_NEGATIVE,
     "train.checkpoint_every_epochs": COUNT_OR_ZERO,

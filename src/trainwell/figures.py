@@ -32,7 +32,7 @@ def save_figure(fig: Any, path: str | os.PathLike, *, tight: bool = False) -> Pa
     p.parent.mkdir(parents=True, exist_ok=True)
     if tight:
         fig.tight_layout()
-    tmp = p.with_name(f".{p.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, p)
+    from trainwell.atomic import atomic_write
+
+    atomic_write(p, lambda f: fig.savefig(f, format="png"))
     return p

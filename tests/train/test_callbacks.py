@@ -207,12 +207,14 @@ def test_ctrl_c_finishes_the_step_saves_a_checkpoint_and_reraises(blobs, mlp, tm
                 os.kill(os.getpid(), signal.SIGINT)
 
     t = Trainer(mlp(), callbacks=[CtrlC(), ModelCheckpoint(tmp_path, every_epochs=0)])
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         t.fit(x, y, epochs=3, batch_size=16)
     assert t.status == "interrupted" and t.step == 6  # the step in flight completed
+    assert t.interrupt_signal == signal.SIGINT
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["step"] == 6 and state["batch_in_epoch"] == 6 and state["status"] == "interrupted"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # whatever was there, restored
 
 
 def test_epoch_loss_is_nan_when_a_step_is_nan_without_a_guard(blobs, mlp):

@@ -35,3 +35,4 @@ def check_out(out: Path | str | None) -> None:
         from trainwell.errors import ConfigError
 
         raise ConfigError("--out", str(out), "a folder for the results (that path is a file)")
+

@@ -74,6 +74,10 @@ def export(
     if prune is not None and sparsity is not None:
         raise ConfigError("--prune/--sparsity", f"--prune {prune} --sparsity {sparsity}",
                           "one of them: a magnitude threshold or a target sparsity")
+    if out is not None:
+        from trainwell.atomic import check_writable_folder
+
+        check_writable_folder(out, "--out")
     console = None
     if not quiet:
         from trainwell.console import make_console

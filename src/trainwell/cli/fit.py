@@ -13,7 +13,8 @@ from trainwell.cli import options
 __all__ = ["register", "fit", "results_table", "diagnosis_lines"]
 
 EXIT_DIVERGED = 1
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM), as docker, systemd, SLURM expect
 
 
 def results_table(summary: dict[str, Any]) -> Any:
@@ -86,7 +87,10 @@ def fit(
     Prints the model summary, live progress and a final table of train/validation/test
     metrics. Exit code 0 when training completed or early stopping ended it, 1 when it
     diverged (NaN/Inf loss; the last good checkpoint is kept), 2 for bad input, 130 when
-    interrupted with Ctrl-C (resume with `--resume RUN`). Waiting OpenMP threads sleep
+    interrupted with Ctrl-C, 143 when stopped by SIGTERM (both finish the step, save a
+    checkpoint and the summary; resume with `--resume RUN`). Started with Ctrl-C ignored
+    (`nohup`, a background job), fit keeps ignoring it; SIGTERM still stops it cleanly.
+    A run directory is used by one process at a time. Waiting OpenMP threads sleep
     instead of spinning (OMP_WAIT_POLICY=PASSIVE unless you set it), which keeps epochs fast
     on a CPU shared with other processes.
 
@@ -125,6 +129,10 @@ def fit(
     if mlflow_uri:
         overrides.append(f"train.mlflow_uri={json.dumps(mlflow_uri)}")
     r = apply_overrides(base, overrides) if overrides else base
+    if resume is None:
+        from trainwell.atomic import check_writable_folder
+
+        check_writable_folder(out, "--out")
     from trainwell.cli.launch import check_nproc
 
     check_nproc(nproc, r.train.device)
@@ -165,10 +173,14 @@ def fit(
         console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
     # the status line above already says why; --quiet prints it here, once, on stderr
     if status == "interrupted":
+        import signal
+
+        by = getattr(result.trainer, "interrupt_signal", None)
         if quiet:
-            typer.echo(f"interrupted: resume with `trainwell fit --resume {result.run_dir}`",
+            what = "stopped by SIGTERM" if by == signal.SIGTERM else "interrupted"
+            typer.echo(f"{what}: resume with `trainwell fit --resume {result.run_dir}`",
                        err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_TERMINATED if by == signal.SIGTERM else EXIT_INTERRUPTED)
     if status == "diverged":
         if quiet:
             typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)

@@ -59,7 +59,9 @@ def register(app: typer.Typer) -> None:
                             title=f"LR range test — {r.name} ({r.optimizer.name}, "
                                   f"batch {r.train.batch_size})")
         result.to_json(folder / "lr_find.json")
-        (folder / "recipe.toml").write_text(r.to_toml(), encoding="utf-8")
+        from trainwell.atomic import atomic_write
+
+        atomic_write(folder / "recipe.toml", r.to_toml())
         if quiet:
             print(f"{result.suggestion:.4g}")
             return

@@ -126,8 +126,10 @@ _RECIPE_FILE = "a recipe .toml text file (or a built-in recipe name: trainwell r
 
 
 def save_recipe(recipe: Recipe, path: str | Path) -> Path:
-    """Write ``recipe`` to ``path`` as TOML (creating parent folders)."""
+    """Write ``recipe`` to ``path`` as TOML (creating parent folders), atomically."""
+    from trainwell.atomic import atomic_write
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(to_toml(recipe), encoding="utf-8")
+    atomic_write(p, to_toml(recipe))
     return p

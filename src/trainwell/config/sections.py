@@ -6,12 +6,13 @@ The other sections and the :class:`~trainwell.config.schema.Recipe` itself live 
 
 from __future__ import annotations
 
+import typing
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainwell.checks import RANGES
-from trainwell.config.fields import _canonical, _choice, _choices_of, _names
+from trainwell.config.fields import _bounds_text, _canonical, _choice, _choices_of, _names
 from trainwell.errors import ConfigError
 
 __all__ = ["DataSection", "ModelSection", "AugmentSection"]
@@ -25,6 +26,17 @@ def _bounds(path: str) -> dict[str, float]:
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     section: ClassVar[str] = ""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: Any) -> Any:
+        ann = cls.model_fields[info.field_name].annotation  # pydantic would read true as 1
+        if isinstance(value, bool) and ann is not bool and bool not in typing.get_args(ann):
+            text = str(ann)
+            noun = "an integer" if "int" in text and "float" not in text else "a number"
+            raise ConfigError(f"{cls.section}.{info.field_name}", value,
+                              _bounds_text(cls.model_fields[info.field_name], noun))
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

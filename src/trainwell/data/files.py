@@ -18,7 +18,11 @@ import numpy as np
 from trainwell.data.raw import RawData
 from trainwell.errors import DataError
 
-__all__ = ["infer_task", "load_npz", "load_csv"]
+__all__ = ["infer_task", "load_npz", "load_csv", "MAX_CLASSES"]
+
+#: The most classes a multiclass dataset may have: a larger label is a mistake in the data
+#: (a label of 10**9 would make an output layer of a billion units).
+MAX_CLASSES = 100_000
 
 
 def infer_task(y: np.ndarray, *, where: str = "y") -> tuple[str, int]:
@@ -33,10 +37,18 @@ def infer_task(y: np.ndarray, *, where: str = "y") -> tuple[str, int]:
             raise DataError(f"{where}: integer class labels must be 1-D, got shape {y.shape}")
         if y.size and y.min() < 0:
             raise DataError(f"{where}: class labels must be >= 0, found {int(y.min())}")
+        _check_class_count(y, where)
         return "multiclass", int(y.max()) + 1 if y.size else 0
     if y.ndim > 2:
         raise DataError(f"{where}: regression targets must be 1-D or 2-D, got shape {y.shape}")
     return "regression", 1 if y.ndim == 1 else int(y.shape[1])
+
+
+def _check_class_count(y: np.ndarray, where: str) -> None:
+    if y.size and int(y.max()) >= MAX_CLASSES:
+        raise DataError(f"{where}: largest class label is {int(y.max())}, which would make "
+                        f"{int(y.max()) + 1} classes; expected labels 0..n_classes-1 with at "
+                        f"most {MAX_CLASSES} classes")
 
 
 def load_npz(path: str | Path) -> RawData:
@@ -52,11 +64,16 @@ def load_npz(path: str | Path) -> RawData:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data.path: {path} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"data.path: {path} is empty (0 bytes); expected an .npz file")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):  # a lone .npy array
+                raise ValueError("it holds one array, not named arrays x and y")
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"data.path: {path} is not a readable .npz file ({exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, OSError, ...
+        raise DataError(f"data.path: {path} is not a readable .npz file "
+                        f"({type(exc).__name__}: {exc})") from None
     for key in ("x", "y"):
         if key not in arrays:
             raise DataError(f"data.path: {path} has no array {key!r} (found {sorted(arrays)}); "
@@ -65,8 +82,16 @@ def load_npz(path: str | Path) -> RawData:
         raise DataError(f"data.path: {path} must hold both x_test and y_test, or neither")
     x, y = arrays["x"], arrays["y"]
     x_te, y_te = arrays.get("x_test"), arrays.get("y_test")
+    for name, a in (("x", x), ("x_test", x_te)):
+        if a is not None and (a.ndim < 1 or a.dtype.kind not in "biuf"):
+            raise DataError(f"data.path: {path} array {name!r} must be a numeric array of "
+                            f"examples, got dtype {a.dtype} with shape {a.shape}")
+    if x_te is not None and x_te.shape[1:] != x.shape[1:]:
+        raise DataError(f"data.path: {path} array 'x_test' has examples of shape "
+                        f"{x_te.shape[1:]} but 'x' has {x.shape[1:]}; they must match")
     task, n_out = infer_task(y, where=f"{path} y")
     if task == "multiclass" and y_te is not None and y_te.dtype.kind in "iu" and y_te.size:
+        _check_class_count(y_te, f"{path} y_test")
         n_out = max(n_out, int(y_te.max()) + 1)  # a class may appear only in the test set
     return RawData(name=path.stem, x_train=x, y_train=y, x_test=x_te, y_test=y_te, task=task,
                    n_outputs=n_out, scale=255.0 if x.dtype == np.uint8 else 1.0,

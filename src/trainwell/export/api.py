@@ -389,8 +389,9 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         "torch_threads": n_threads, "original": orig_n, "exported": exp_n,
         "max_abs_diff": max_diff, "table": table, "notes": text, "warnings": warnings,
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str),
-                                   encoding="utf-8")
+    from trainwell.atomic import atomic_write
+
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, default=str))
     if run_dir is not None and update_report:
         from trainwell.report.rundir import add_summary_section, write_report
 

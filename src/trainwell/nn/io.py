@@ -9,17 +9,18 @@ Files are written to a temporary name and renamed, so a crash never leaves half 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 from torch import nn
 
+from trainwell.atomic import atomic_write
 from trainwell.errors import CheckpointError, ConfigError
 
 __all__ = ["save_model", "load_model", "load_weights", "load_model_info", "clone_model",
@@ -48,15 +49,6 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] | None = None,
@@ -94,10 +86,12 @@ def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] |
             "trainwell_config": config, "extra": extra or {}}
     if built_by is not None:
         info["factory"] = built_by
+    blob = save(state, metadata={"format": FORMAT})
+    # the digest of the weights goes into model.json: loading verifies it
+    info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
     text = json.dumps(info, indent=2, default=_jsonable, ensure_ascii=False)
-    _atomic_write(folder / WEIGHTS_FILE,
-                  lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
-    _atomic_write(folder / INFO_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(folder / WEIGHTS_FILE, blob)
+    atomic_write(folder / INFO_FILE, text)
     return folder
 
 
@@ -124,9 +118,31 @@ def _read_weights(path: Path, device: str | torch.device) -> dict[str, torch.Ten
     if not path.is_file():
         raise CheckpointError(f"{path} is missing: no weights to load")
     try:
-        return load_file(str(path), device=str(device))
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read: {exc}") from exc
+    expected = _recorded_sha256(path.parent / INFO_FILE) if path.name == WEIGHTS_FILE else None
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise CheckpointError(f"{path} is damaged: its sha256 does not match the one recorded "
+                              f"in {INFO_FILE} when the model was saved")
+    try:
+        state = load(blob)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+    for name, v in state.items():
+        if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{path} holds non-finite weights (NaN/Inf in {name!r}); "
+                                  f"it cannot give results")
+    return {k: v.to(device) for k, v in state.items()}
+
+
+def _recorded_sha256(info_path: Path) -> str | None:
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digest = info.get("weights_sha256") if isinstance(info, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def load_weights(model: nn.Module, dir: str | os.PathLike, *, strict: bool = True,

@@ -59,9 +59,9 @@ def write_run_diagnostics(probe: GradientProbe | ProbeRecord, run_dir: str | os.
     diagnosis = judge(record, thresholds)
     verdict = diagnosis.to_dict()
     vpath = diag_dir / "verdict.json"
-    tmp = vpath.with_name(".verdict.json.tmp")
-    tmp.write_text(json.dumps(verdict, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, vpath)
+    from trainwell.atomic import atomic_write
+
+    atomic_write(vpath, json.dumps(verdict, indent=2, ensure_ascii=False))
     files.append(vpath)
     files += plot_diagnostics(record, run / "plots")
     header, rows = diagnosis.table()

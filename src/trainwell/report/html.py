@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trainwell.atomic import atomic_write
+
 __all__ = ["render_html", "write_html_report"]
 
 _CSS = """
@@ -216,7 +218,5 @@ def write_html_report(run_dir: str | os.PathLike) -> Path:
     """Write ``run_dir/report.html`` (atomically) and return its path."""
     run = Path(run_dir)
     path = run / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(render_html(run), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, render_html(run))
     return path

@@ -17,11 +17,13 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainwell.errors import CheckpointError, ConfigError
+from trainwell.atomic import atomic_write
+from trainwell.errors import ConfigError, TrainwellRuntimeWarning
 
 __all__ = [
     "SUMMARY",
@@ -54,6 +56,9 @@ def new_run_dir(out: str | os.PathLike = "runs", name: str = "run") -> Path:
     except (FileExistsError, NotADirectoryError):  # a parent of ``out`` is a file
         raise ConfigError("--out", str(root), "a folder for the run directories (a parent of "
                           "that path is a file)") from None
+    except OSError as exc:  # read-only, no permission, ...
+        raise ConfigError("--out", str(root), f"a folder where run directories can be created "
+                          f"({exc.strerror or exc})") from None
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     for i in range(1, 10_000):
         candidate = root / (base if i == 1 else f"{base}-{i}")
@@ -61,16 +66,35 @@ def new_run_dir(out: str | os.PathLike = "runs", name: str = "run") -> Path:
             candidate.mkdir(parents=False, exist_ok=False)
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise ConfigError("--out", str(root), f"a folder where run directories can be "
+                              f"created ({exc.strerror or exc})") from None
         return candidate
     raise ConfigError("--out", str(root), "a folder where a new run directory can be created")
 
 
 def resolve_run_dir(run: str | os.PathLike, *, field: str = "RUN") -> Path:
-    """``run`` as an existing run directory (one holding ``recipe.toml``)."""
+    """``run`` as an existing run directory (one holding a non-empty ``recipe.toml``).
+
+    An empty ``recipe.toml`` is refused rather than read as the all-defaults recipe: the run
+    was not trained with that.
+    """
     p = Path(run)
     if not (p.is_dir() and (p / "recipe.toml").is_file()):
         raise ConfigError(field, str(run), "a run directory written by `trainwell fit` "
                           "(a folder holding recipe.toml)")
+    try:
+        empty = not (p / "recipe.toml").read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(field, str(run), f"a run directory whose recipe.toml can be read "
+                          f"({exc.strerror or exc})") from None
+    if empty:
+        before = p / "recipe.before-resume.toml"
+        hint = f"; {before.name} holds the recipe before the last --force-resume" \
+            if before.is_file() else ""
+        raise ConfigError(field, str(run), f"a run directory with its recipe: {p / 'recipe.toml'} "
+                          f"is empty (damaged), and an empty recipe is not the one that run "
+                          f"used{hint}")
     return p
 
 
@@ -90,24 +114,31 @@ def _json_safe(obj: Any) -> Any:
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """``summary.json`` of a run (an empty dict when there is none yet)."""
+    """``summary.json`` of a run (an empty dict when there is none yet).
+
+    The summary is derived metadata: a damaged one warns and reads as empty, so that resume,
+    evaluate, predict and export still work from the intact checkpoints and model (the next
+    write replaces it).
+    """
     p = Path(run_dir) / SUMMARY
     if not p.is_file():
         return {}
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{p} cannot be read: {exc}") from exc
+        data = exc
+    if not isinstance(data, dict):
+        warnings.warn(f"{p} is damaged ({data if isinstance(data, Exception) else 'not a table'}"
+                      f"); ignoring it — it is rewritten when the run is next saved",
+                      TrainwellRuntimeWarning, stacklevel=2)
+        return {}
+    return data
 
 
 def write_summary(run_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
-    """Write ``summary.json`` atomically (temp file + rename)."""
+    """Write ``summary.json`` atomically (exclusive temporary file + rename)."""
     p = Path(run_dir) / SUMMARY
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(_json_safe(summary), indent=2, ensure_ascii=False),
-                   encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return atomic_write(p, json.dumps(_json_safe(summary), indent=2, ensure_ascii=False))
 
 
 def add_summary_section(run_dir: str | os.PathLike, title: str,

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 import trainwell.train.distributed as distributed
+from trainwell.atomic import atomic_write
 from trainwell.errors import ConfigError, TrainwellRuntimeWarning
 from trainwell.train.history import _maximized
 
@@ -256,11 +257,12 @@ class NanGuard(Callback):
     device). When they are not, the step's update is skipped; the current weights are kept
     if they are finite and gave a finite loss, else the snapshot is restored; then it sets ``t.stop_training``,
     ``t.status = "diverged"`` and ``t.divergence = {"step", "epoch", "layer", "grad_norm",
-    "message"}``. The layer is the first parameter whose gradient norm is non-finite, or, when
-    every gradient is non-finite, the one with the largest norm at the previous check (where
-    the explosion was heading). A loss that goes non-finite between two checks is caught at
-    the epoch end from the epoch's loss; the layer is then named the same way from the
-    gradients of the last step still in ``.grad`` (with finite gradients: the largest norm).
+    "message"}``. The layer is where the non-finite value first appeared: the first layer
+    whose output is NaN/Inf when the last batch is passed forward again (eager mode), else the
+    parameter nearest the output whose gradient is non-finite (where backpropagation first
+    produced it); with finite gradients (only the loss overflowed) the message says so and
+    names the largest gradient norm. A loss that goes non-finite between two checks is caught
+    at the epoch end from the epoch's loss; the layer is then named the same way.
     Checkpoints are never deleted; ``ModelCheckpoint`` writes no
     checkpoint of a diverged state, so the last good one stays.
 
@@ -279,10 +281,13 @@ class NanGuard(Callback):
         self._params: list[torch.Tensor] = []
         self._prev_norms: list[float] | None = None
         self.divergence: dict[str, Any] | None = None
+        self._last_input: Any = None
+        self._hook: Any = None
 
     def on_fit_start(self, t):
         self._watch(t)
         self._snapshot(t)
+        self._keep_last_input(t)
 
     def on_epoch_start(self, t, epoch):
         if len(self._params) != sum(p.requires_grad for p in t.model.parameters()):
@@ -292,6 +297,58 @@ class NanGuard(Callback):
         named = [(n, p) for n, p in t.model.named_parameters() if p.requires_grad]
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
+
+    def _keep_last_input(self, t) -> None:
+        if self._hook is None and not getattr(t, "compile", False):
+            # a reference to the batch in flight (no copy): replayed only on divergence
+            def keep(_module, args):
+                self._last_input = args[0] if args else None
+            self._hook = t.model.register_forward_pre_hook(keep)
+
+    def on_fit_end(self, t):
+        self._release()
+
+    def on_exception(self, t, exc):
+        self._release()
+
+    def _release(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._last_input = None
+
+    def _first_non_finite_output(self, t) -> str | None:
+        """Parameter name of the first layer whose output is NaN/Inf on the last batch."""
+        x = self._last_input
+        if not isinstance(x, torch.Tensor):
+            return None
+        order: list[str] = []
+        found: list[str] = []
+        names = {m: n for n, m in t.model.named_modules()}
+
+        def check(module, _args, out):
+            if found or not isinstance(out, torch.Tensor):
+                return
+            own = [n for n, _ in module.named_parameters(recurse=False)]
+            if own:
+                order.append(f"{names[module]}.{own[0]}".lstrip("."))
+            if out.is_floating_point() and not bool(torch.isfinite(out).all()):  # host sync
+                found.append(order[-1] if order else names[module])
+
+        leaves = [m for m in t.model.modules() if not list(m.children())]
+        hooks = [m.register_forward_hook(check) for m in leaves]
+        was_training = t.model.training
+        t.model.eval()  # no dropout draw, no batch-norm statistics update
+        try:
+            with torch.no_grad():
+                t.model(x)
+        except Exception:
+            return None
+        finally:
+            t.model.train(was_training)
+            for h in hooks:
+                h.remove()
+        return found[0] if found and found[0] in self._names else None
 
     def _snapshot(self, t):
         state = t.model.state_dict()
@@ -347,19 +404,20 @@ class NanGuard(Callback):
             self._diverged(t, t.step - 1, names, norms, loss_finite)
 
     def _diverged(self, t, step, names, norms, loss_finite=False):
-        layer, value = None, None
+        layer, value, where = None, None, ""
         bad = [(n, v) for n, v in zip(names, norms, strict=True) if not math.isfinite(v)]
-        if bad and len(bad) < len(names):
-            layer, value = bad[0]
-        elif bad and self._prev_norms and len(self._prev_norms) == len(names):
-            # every gradient is non-finite: name where the explosion was heading
-            i = max(range(len(names)), key=lambda j: self._prev_norms[j])
-            layer, value = names[i], self._prev_norms[i]
-        elif bad:
-            layer, value = bad[0]
-        elif names:  # finite gradients (a loss that overflowed): the largest one
+        forward = self._first_non_finite_output(t)  # before any weight is restored
+        if forward is not None:
+            layer, where = forward, (f"the first NaN/Inf appeared in the output of the layer "
+                                    f"holding {forward!r}")
+        elif bad:  # backpropagation runs from the output: the last bad one is where it began
+            layer, value = bad[-1]
+            where = f"gradients first became NaN/Inf in {layer!r}"
+        elif names:  # finite gradients: only the loss overflowed
             i = max(range(len(names)), key=lambda j: norms[j])
             layer, value = names[i], norms[i]
+            where = (f"the loss overflowed while every gradient was finite (largest gradient "
+                     f"norm {value:.3g}, in {layer!r})")
         # The bad update has not been applied: keep the current weights when they are still
         # finite (the best "last good" state), else go back to the last checked snapshot.
         finite = loss_finite and all(
@@ -369,8 +427,8 @@ class NanGuard(Callback):
             t.model.load_state_dict(self._good)
         msg = (f"training diverged at step {step} (epoch {t.epoch + 1}): the loss or the "
                f"gradients became NaN/Inf")
-        if layer is not None:
-            msg += f"; gradients exploded in {layer!r} (gradient norm {value:.3g})"
+        if where:
+            msg += f"; {where}"
         msg += ("; the last good weights were restored. Try a lower learning rate, gradient "
                 "clipping or batch norm.")
         self.divergence = {"step": int(step), "epoch": int(t.epoch + 1), "layer": layer,
@@ -381,12 +439,7 @@ class NanGuard(Callback):
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 class HistoryLogger(Callback):

@@ -82,9 +82,9 @@ class LRFindResult:
         return text + (f" ({self.note})" if self.note else "")
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(asdict(self), indent=2))
-        return path
+        from trainwell.atomic import atomic_write
+
+        return atomic_write(Path(path), json.dumps(asdict(self), indent=2))
 
 
 def _smooth(raw: Sequence[float], beta: float) -> list[float]:

@@ -126,9 +126,13 @@ class Trainer:
         stop_training (set by callbacks), status (``running``, ``completed``, ``stopped``,
         ``diverged``, ``interrupted``), divergence (details when diverged).
 
-    Interrupting: Ctrl-C during ``fit`` finishes the current step, sets status
-    ``interrupted``, lets callbacks react (``ModelCheckpoint`` writes ``last.pt``), then
-    re-raises ``KeyboardInterrupt`` (a second Ctrl-C interrupts at once).
+    Interrupting: Ctrl-C (SIGINT) or SIGTERM (what docker, systemd, SLURM and Kubernetes
+    send) during ``fit`` finishes the current step, sets status ``interrupted``, lets
+    callbacks react (``ModelCheckpoint`` writes ``last.pt``), then re-raises
+    ``KeyboardInterrupt``; :attr:`interrupt_signal` tells which signal it was. A second
+    signal interrupts at once, without a checkpoint (the step may be half done). A signal
+    that was ignored when ``fit`` started (SIGINT under ``nohup`` or in a background job)
+    stays ignored: the process that started trainwell asked for that.
 
     Example:
         >>> import torch
@@ -220,6 +224,12 @@ class Trainer:
         self._pending: dict[str, Any] | None = None  # checkpoint parts applied at fit start
         self._resumed = False
         self._interrupt = False
+        self._hard_interrupt = False  # a second signal: stopped mid-step, nothing saved
+        self.interrupt_signal: int | None = None
+        self._epoch_t0 = 0.0
+        self._epoch_time_before = 0.0  # of the current epoch, before a resume
+        self._fit_t0: float | None = None
+        self._train_time_before = 0.0  # of the whole run, before a resume
         self._data: dict[str, Any] | None = None  # n, batch_size, shuffle of the last fit
         self.augment: Any = None  # [augment]: a function (batch, key) → batch, training only
         self.workers = 0          # DataLoader worker processes for streamed data
@@ -486,6 +496,7 @@ class Trainer:
         self._resumed = False
         cbs = self.callbacks
         previous_handler = self._install_sigint()
+        self._fit_t0 = time.perf_counter()
         try:
             cbs.call("on_fit_start", self)
             while self.epoch < self.epochs and not self.stop_training:
@@ -501,8 +512,17 @@ class Trainer:
             self.callbacks.call("on_exception", self, exc)
             raise
         finally:
+            self._train_time_before = self.train_time
+            self._fit_t0 = None
             self._restore_sigint(previous_handler)
         return self.history
+
+    @property
+    def train_time(self) -> float:
+        """Seconds spent in ``fit`` over the whole run, resumes included (up to the last
+        checkpoint of an interrupted part)."""
+        now = time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0
+        return self._train_time_before + now
 
     def _setup_step(self) -> None:
         """The step object for this fit: reused while the trainable parameters and the
@@ -555,7 +575,10 @@ class Trainer:
             self.generator.set_state(self._epoch_gen_state)
         perm = batches.permutation()
         cbs.call("on_epoch_start", self, epoch)
-        t0 = time.perf_counter()
+        # an epoch resumed mid-way keeps the time it had taken before the interruption
+        t0 = self._epoch_t0 = time.perf_counter() - (
+            self._epoch_time_before if self.batch_in_epoch else 0.0)
+        self._epoch_time_before = 0.0
         self.model.train()
         sums = self._sums
         loss_sum = sums["loss"]
@@ -722,6 +745,8 @@ class Trainer:
             "stop_training": self.stop_training,
             "divergence": self.divergence,
             "data": self._data,
+            "epoch_time": (time.perf_counter() - self._epoch_t0) if self.batch_in_epoch else 0.0,
+            "train_time": self.train_time,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -752,6 +777,8 @@ class Trainer:
         self.stop_training = bool(state["stop_training"])
         self.divergence = state.get("divergence")
         self._data = state.get("data")
+        self._epoch_time_before = float(state.get("epoch_time") or 0.0)
+        self._train_time_before = float(state.get("train_time") or 0.0)
         ranks = state.get("rng_ranks")
         if ranks and len(ranks) == distributed.world_size():
             set_rng_state(ranks[distributed.rank()])
@@ -767,28 +794,37 @@ class Trainer:
             self.schedule.load_state_dict(sched)
         self._pending = None
 
-    # ------------------------------------------------------------------ Ctrl-C
-    def _install_sigint(self):
-        self._interrupt = False
+    # ------------------------------------------------------------------ Ctrl-C and SIGTERM
+    def _install_sigint(self) -> dict[int, Any]:
+        self._interrupt = self._hard_interrupt = False
+        self.interrupt_signal = None
         if threading.current_thread() is not threading.main_thread() \
                 or distributed.is_distributed():  # torchrun's launcher stops the workers
-            return None
-        if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
-            if self._interrupt:  # second Ctrl-C: stop now
+            if self._interrupt:  # a second signal: stop now
+                self._hard_interrupt = True
                 raise KeyboardInterrupt
             self._interrupt = True  # finish the current step, then stop cleanly
+            self.interrupt_signal = signum
 
-        try:
-            return signal.signal(signal.SIGINT, handler)
-        except (ValueError, OSError):
-            return None
-
-    def _restore_sigint(self, previous) -> None:
-        if previous is not None:
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if sig is None:
+                continue
             try:
-                signal.signal(signal.SIGINT, previous)
+                current = signal.getsignal(sig)
+                if current is signal.SIG_IGN or current is None:  # nohup, background jobs
+                    continue
+                previous[sig] = signal.signal(sig, handler)
             except (ValueError, OSError):
+                pass
+        return previous
+
+    def _restore_sigint(self, previous: dict[int, Any]) -> None:
+        for sig, handler in (previous or {}).items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError, TypeError):
                 pass

@@ -124,11 +124,17 @@ def build_model_from_recipe(recipe: Recipe, splits: Any) -> Any:
     import torch
 
     from trainwell.nn import build_model
+    from trainwell.nn.memory import check_fits_in_memory
+    from trainwell.train.trainer import resolve_device
 
+    kwargs = model_kwargs(recipe, splits)
+    check_fits_in_memory(lambda: build_model(**kwargs), tuple(kwargs["input_shape"]),
+                         recipe.train.batch_size, resolve_device(recipe.train.device),
+                         value=list(recipe.model.hidden))
     # the initial weights depend on the seed only, not on what ran before in this process
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.train.seed)
-        return build_model(**model_kwargs(recipe, splits))
+        return build_model(**kwargs)
 
 
 def wants_auto_max_lr(recipe: Any) -> bool:

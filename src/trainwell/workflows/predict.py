@@ -15,9 +15,14 @@ __all__ = ["Predictions", "predict_run", "read_inputs", "prepare_inputs", "predi
            "looks_prescaled"]
 
 
-def read_inputs(path: Path, *, target: str = "target") -> Any:
-    """Raw features from ``.npz`` (array ``x``, or the only array) or ``.csv`` (header row;
-    the ``target`` column, when present, is dropped)."""
+def read_inputs(path: Path, *, target: str = "target", notes: list[str] | None = None) -> Any:
+    """Raw features from ``.npz`` (array ``x``, or the only array, saying so in ``notes``) or
+    ``.csv`` (header row; the ``target`` column, when present, is dropped).
+
+    Raises:
+        DataError: an unreadable file, no array ``x`` among several, or features that are not
+            real numbers (text, complex) or hold no example.
+    """
     import numpy as np
 
     from trainwell.errors import DataError
@@ -28,14 +33,21 @@ def read_inputs(path: Path, *, target: str = "target") -> Any:
     if suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as z:
+                if not hasattr(z, "files"):
+                    raise ValueError("a lone .npy array, not an .npz archive")
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"INPUT: {path} is not a readable .npz file ({exc})") from None
+        except Exception as exc:  # BadZipFile, EOFError (0 bytes), ValueError, OSError
+            raise DataError(f"INPUT: {path} is not a readable .npz file "
+                            f"({type(exc).__name__}: {exc})") from None
         if "x" in arrays:
-            return arrays["x"]
+            return _real_features(arrays["x"], path)
         if len(arrays) == 1:
-            return next(iter(arrays.values()))
-        raise DataError(f"INPUT: {path} has no array 'x' (found {sorted(arrays)})")
+            (name, x), = arrays.items()
+            if notes is not None:
+                notes.append(f"note: {path} has no array 'x'; using its only array {name!r}")
+            return _real_features(x, path)
+        raise DataError(f"INPUT: {path} has no array 'x' (found {sorted(arrays)}); name the "
+                        f"features x")
     if suffix == ".csv":
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
@@ -48,6 +60,19 @@ def read_inputs(path: Path, *, target: str = "target") -> Any:
         except (ValueError, IndexError) as exc:
             raise DataError(f"INPUT: {path} must hold numeric feature columns ({exc})") from None
     raise DataError(f"INPUT: {path} is a {suffix or 'file without suffix'}; expected .npz or .csv")
+
+
+def _real_features(x: Any, path: Path) -> Any:
+    from trainwell.errors import DataError
+
+    if x.dtype.kind == "c":
+        raise DataError(f"INPUT: {path} holds complex numbers (dtype {x.dtype}); expected real "
+                        f"feature values (the imaginary part would be dropped)")
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"INPUT: {path} holds {x.dtype} values; expected numeric features")
+    if x.ndim == 0 or len(x) == 0:
+        raise DataError(f"INPUT: {path} holds no examples (shape {x.shape})")
+    return x
 
 
 def prepare_inputs(x_raw: Any, stats: dict[str, Any], *, where: str = "INPUT") -> Any:
@@ -196,6 +221,9 @@ def check_output(out: str | os.PathLike | None) -> None:
         raise ConfigError("--out", str(out), "a .csv or .npz file name")
     if out.exists():
         raise ConfigError("--out", str(out), "a file that does not exist yet (never overwritten)")
+    from trainwell.atomic import check_writable_folder
+
+    check_writable_folder(out.parent, "--out")
 
 
 def predict_run(run: str | os.PathLike, input: str | os.PathLike, *, mc: int = 0,
@@ -215,7 +243,7 @@ def predict_run(run: str | os.PathLike, input: str | os.PathLike, *, mc: int = 0
     extra = loaded.model_info.get("extra") or {}
     stats = extra.get("data") or {}
     notes: list[str] = []
-    x_raw = read_inputs(input, target=loaded.recipe.data.target)
+    x_raw = read_inputs(input, target=loaded.recipe.data.target, notes=notes)
     x = prepare_inputs(x_raw, stats, where=f"INPUT {input}")
     if looks_prescaled(x_raw, stats):
         scale = float(stats["scale"])
@@ -238,6 +266,15 @@ def predict_run(run: str | os.PathLike, input: str | os.PathLike, *, mc: int = 0
     else:
         mean, std = predict_proba(loaded.model, x, task=task)
     p = mean.cpu().numpy()
+    import numpy
+
+    bad = ~numpy.isfinite(p.reshape(len(p), -1)).all(axis=1)
+    if bad.any():  # never print NaN/Inf as results
+        from trainwell.errors import DataError
+
+        raise DataError(f"the model gives non-finite outputs (NaN/Inf) for {int(bad.sum())} of "
+                        f"{len(bad)} examples of {input} (first at example "
+                        f"{int(bad.argmax())}); no predictions were written")
     s = std.cpu().numpy() if std is not None else None
     cols = _columns(task, p.shape[1] if p.ndim == 2 else 1, extra.get("class_names"))
     p2 = p.reshape(len(p), -1)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwell.atomic import atomic_write
 from trainwell.config import Recipe, load_recipe, recipe_diff, save_recipe
 from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellError
 from trainwell.report.artifacts import (  # noqa: F401 - trainwell.run names
@@ -39,6 +39,8 @@ from trainwell.report.rundir import (
     write_report,
     write_summary,
 )
+from trainwell.runlock import RunLock
+from trainwell.train.checkpoint import latest_checkpoint
 from trainwell.train.evaluate import evaluate_model
 from trainwell.train.weighting import class_weight_arg
 
@@ -207,6 +209,20 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         ConfigError: a resume whose recipe differs (listing the fields), or a bad value.
         DataError, CheckpointError: unusable data or checkpoint.
     """
+    locks: list[Any] = []
+    try:
+        return _fit_recipe(recipe, out=out, quiet=quiet, resume=resume, callbacks=callbacks,
+                           model=model, splits=splits, run_name=run_name, force=force,
+                           console=console, interrupt=interrupt, locks=locks)
+    finally:
+        for lock in locks:  # the run directory is free again, however fit ended
+            lock.release()
+
+
+def _fit_recipe(recipe: Recipe, *, out: str | os.PathLike, quiet: bool,
+                resume: str | os.PathLike | None, callbacks: Sequence[Any], model: Any,
+                splits: Any, run_name: str | None, force: bool, console: Any, interrupt: str,
+                locks: list[Any]) -> RunResult:
     from trainwell.train import (
         EarlyStopping,
         HistoryLogger,
@@ -249,6 +265,8 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     found = None
     if resume is not None:
         run_dir = resolve_run_dir(resume, field="--resume")
+        if main:  # under DDP rank 0 holds it for the job
+            locks.append(RunLock(run_dir).acquire())  # "RUN is in use by process N"
         saved = load_recipe(run_dir / "recipe.toml")
         if wants_auto_max_lr(recipe) and isinstance(saved.schedule.max_lr, float):
             # the run measured its peak rate once; resuming keeps that number
@@ -270,8 +288,9 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
                               "continue")
         if not (run_dir / "checkpoints").is_dir():
             raise CheckpointError(f"{run_dir} has no checkpoints/ folder to resume from")
-        if diff and main:
-            os.replace(run_dir / "recipe.toml", run_dir / "recipe.before-resume.toml")
+        if diff and main:  # a copy, then an atomic replace: recipe.toml exists at every moment
+            atomic_write(run_dir / "recipe.before-resume.toml",
+                         (run_dir / "recipe.toml").read_bytes())
             save_recipe(recipe, run_dir / "recipe.toml")
     else:
         if wants_auto_max_lr(recipe):  # before the run directory: a failure leaves nothing
@@ -280,6 +299,7 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
                 console.print(f"LR finder: {found.sentence()}", markup=False)
         if main:
             run_dir = new_run_dir(out, run_name or recipe.name)
+            locks.append(RunLock(run_dir).acquire())
             save_recipe(recipe, run_dir / "recipe.toml")  # with the numeric max_lr
             if found is not None:
                 record_lr_find(run_dir, found)
@@ -305,8 +325,6 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     cbs.extend(callbacks)
 
     previous = read_summary(run_dir) if main else {}
-    elapsed_before = float(previous.get("total_time") or 0.0) if resume is not None else 0.0
-    started = time.perf_counter()
     interrupted = False
     trainer = None
     try:
@@ -335,6 +353,8 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
         interrupted = True
+        if trainer._hard_interrupt:  # stopped mid-step: continue from what is on disk
+            _back_to_last_checkpoint(trainer, run_dir / "checkpoints")
         trainer.status = "interrupted"
     except TrainwellError:
         # rejected before any step (bad value, data that does not fit the model): remove the
@@ -342,14 +362,18 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
         if main and resume is None and not (run_dir / "checkpoints").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    elapsed = time.perf_counter() - started + elapsed_before
     if not main:  # rank 0 evaluates and writes the run directory
         summary = {"status": trainer.status, "run_dir": str(run_dir)}
         return RunResult(run_dir, trainer, model, splits, trainer.history, summary)
-
+    # the time in fit of every part of the run, resumes (and SIGKILLed parts, up to their
+    # last checkpoint) included
+    extra = {"total_time": trainer.train_time,
+             "checkpoint": latest_checkpoint(run_dir / "checkpoints")}
+    if trainer.interrupt_signal is not None:
+        import signal
+        extra["interrupted_by"] = signal.Signals(trainer.interrupt_signal).name
     summary = save_run_artifacts(run_dir, recipe=recipe, trainer=trainer, model=model,
-                                 splits=splits, extra_summary={"total_time": elapsed},
-                                 report=probe is None)
+                                 splits=splits, extra_summary=extra, report=probe is None)
     if resume is not None:
         summary["resumed"] = int(previous.get("resumed", 0)) + 1
         write_summary(run_dir, summary)
@@ -375,6 +399,20 @@ def fit_recipe(recipe: Recipe, *, out: str | os.PathLike = "runs", quiet: bool =
     if interrupted and interrupt == "raise":
         raise KeyboardInterrupt(f"training interrupted; resume with --resume {run_dir}")
     return result
+
+
+def _back_to_last_checkpoint(trainer: Any, directory: Path) -> None:
+    """After a second Ctrl-C/SIGTERM the model may hold a half-applied step: put back the
+    state of the last checkpoint, so that the saved model and summary match it."""
+    from trainwell.train.checkpoint import find_checkpoint
+
+    try:
+        _, state = find_checkpoint(directory)
+    except CheckpointError:
+        return
+    status = trainer.status
+    trainer.load_state_dict(state)
+    trainer.status = status
 
 
 # --------------------------------------------------------------------------- load
