@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from trainwell.atomic import atomic_write
 from trainwell.data.download import sha256_of
 from trainwell.errors import ConfigError, DataError, TrainwellError
 from trainwell.export.formats import (
@@ -389,8 +390,6 @@ def export_model(run_or_model: str | os.PathLike | nn.Module, *, fold_bn: bool =
         "torch_threads": n_threads, "original": orig_n, "exported": exp_n,
         "max_abs_diff": max_diff, "table": table, "notes": text, "warnings": warnings,
     }
-    from trainwell.atomic import atomic_write
-
     atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, default=str))
     if run_dir is not None and update_report:
         from trainwell.report.rundir import add_summary_section, write_report
