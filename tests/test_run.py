@@ -77,6 +77,9 @@ def test_fit_recipe_summary_metrics_are_the_models_own(finished):
     assert s["median_epoch_time"] == pytest.approx(np.median(s["epoch_times"]))
     assert s["metrics"]["best"]["epoch"] in range(1, 5)
     assert s["total_time"] >= sum(s["epoch_times"]) * 0.99
+    # compile = "auto" (the default) leaves a 40-step run eager, and the summary says so
+    assert s["compile"] == {"requested": "auto", "decided": False, "ran": False, "seconds": 0.0,
+                            "cache_hit": None, "compiled_steps": 0, "eager_steps": 40}
     hist = json.loads((res.run_dir / "history.json").read_text())
     assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
     # the saved recipe re-runs as is: relative data paths were made absolute

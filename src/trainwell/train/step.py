@@ -54,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
@@ -144,8 +145,18 @@ class TrainStep:
         self._compiled_lrs: list[float] | None = None
         self._primed = False
         self._hyper: list[list[Any]] | None = None
+        self.compile_seconds = 0.0  # wall time of the first compiled call (tracing + codegen)
+        self.compile_cache_hit: bool | None = None  # whether inductor's disk cache had the graph
         if self.compiled:
             self._compile()
+
+    def compile_info(self) -> dict[str, Any]:
+        """What compiling did: ``ran`` (a compiled step ran), ``seconds`` (the first compiled
+        call: tracing plus code generation, or loading from the disk cache), ``cache_hit``,
+        and how many steps ran compiled and eagerly."""
+        return {"ran": self.compiled_steps > 0, "seconds": round(self.compile_seconds, 3),
+                "cache_hit": self.compile_cache_hit, "compiled_steps": self.compiled_steps,
+                "eager_steps": self.eager_steps}
 
     def set_schedule(self, schedule: Any) -> None:
         """Use ``schedule`` for the lr of the steps that follow (``None``: leave the lr alone)."""
@@ -264,6 +275,8 @@ class TrainStep:
             return self._update(xb, yb, None, backward=self._functional_backward,
                                 optimizer_step=lambda: raw_step(optimizer), events=False)
 
+        from trainwell.train.compile_cache import enable_compile_cache
+        enable_compile_cache()  # a second run of the same network shape reuses the kernels
         options = dict(self.compile_options)
         if self._cpp_wrapper:
             # The C++ wrapper calls the graph's kernels without Python in between: ~10 % less
@@ -320,6 +333,11 @@ class TrainStep:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         groups = self.optimizer.param_groups
+        first = self.compiled_steps == 0
+        if first:
+            from trainwell.train.compile_cache import cache_counters
+            hits, misses = cache_counters()
+            started = time.perf_counter()
         try:
             with torch.no_grad():
                 (logits, loss, penalty), _ = self._graph(xb, yb)
@@ -334,6 +352,10 @@ class TrainStep:
             return None
         for g, v in zip(groups, lrs, strict=True):
             g["lr"] = v
+        if first:  # the first call traces and builds the graph (or loads it from the cache)
+            self.compile_seconds = time.perf_counter() - started
+            new_hits, new_misses = cache_counters()
+            self.compile_cache_hit = new_hits > hits and new_misses == misses
         self.compiled_steps += 1
         return StepOutput(logits, loss, penalty if self._penalized else None)
 

@@ -107,7 +107,8 @@ class Trainer:
         compile: compile the whole step (forward, backward, clipping, optimizer update,
             max-norm) into one graph with ``torch.compile`` (see ``trainwell.train.step``;
             the first step takes seconds to compile); on any failure trainwell
-            warns once and trains eagerly.
+            warns once and trains eagerly. ``"auto"``: compile only a run long enough to
+            pay for it (:mod:`trainwell.train.compile_cache`); default False.
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (autocast forward; fp16
             with a gradient scaler, refused on a CPU) or a
             :class:`~trainwell.train.precision.Precision`: see :mod:`trainwell.train.precision`.
@@ -152,7 +153,7 @@ class Trainer:
                  clip_value: float = 0.0, clip_norm: float = 0.0, clip_global_norm: float = 0.0,
                  l1: float = 0.0, l2: float = 0.0, max_norm: float = 0.0,
                  callbacks: Iterable[Callback] = (), device: str | torch.device = "auto",
-                 seed: int = 0, compile: bool = False, precision: str | Precision = "fp32",
+                 seed: int = 0, compile: bool | str = False, precision: str | Precision = "fp32",
                  sync_batch_norm: bool = False, metrics: Iterable[str] | None = None):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "a torch.nn.Module")
@@ -198,7 +199,13 @@ class Trainer:
         self.schedule_params = dict(schedule_params or {})
         self.schedule = None if isinstance(schedule, str) else schedule
         self.callbacks = CallbackList(callbacks)
-        self.compile = bool(compile)
+        if isinstance(compile, str) and compile != "auto":
+            raise ConfigError("train.compile", compile, "true, false or \"auto\"")
+        # "auto": decided in fit() from the run's length (train/compile_cache.py)
+        self.compile_mode: bool | str = compile
+        self.compile = compile != "auto" and bool(compile)
+        if compile == "auto" and (distributed.is_distributed() or self.precision.enabled):
+            self.compile_mode = False  # the compiled graph is one fp32 process
         if self.compile and (distributed.is_distributed() or self.precision.enabled):
             warnings.warn("train.compile: the whole-step compile runs one process in fp32; "
                           "this run trains op by op", TrainwellRuntimeWarning, stacklevel=2)
@@ -488,6 +495,9 @@ class Trainer:
         if self._pending is not None:
             self._apply_pending()
         self._apply_lr()
+        if self.compile_mode == "auto":
+            from trainwell.train.compile_cache import resolve_compile
+            self.compile = resolve_compile("auto", self.steps_per_epoch * self.epochs)
         self._setup_step()
         if not self._resumed:
             self.stop_training = False

@@ -1,0 +1,67 @@
+"""train.compile = "auto": compile only runs long enough to pay off; the disk cache; the summary."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainwell.config import recipe_from_dict
+from trainwell.errors import ConfigError
+from trainwell.train import Trainer
+from trainwell.train.compile_cache import (
+    AUTO_COMPILE_MIN_STEPS,
+    compile_cache_dir,
+    enable_compile_cache,
+    resolve_compile,
+)
+
+
+def test_auto_compiles_only_long_runs_and_true_false_keep_their_meaning():
+    assert resolve_compile("auto", AUTO_COMPILE_MIN_STEPS) is True
+    assert resolve_compile("auto", AUTO_COMPILE_MIN_STEPS - 1) is False
+    assert resolve_compile(True, 1) is True and resolve_compile(False, 10**9) is False
+
+
+def test_recipe_default_is_auto_and_other_words_are_refused():
+    assert recipe_from_dict({}).train.compile == "auto"
+    assert recipe_from_dict({"train": {"compile": True}}).train.compile is True
+    assert recipe_from_dict({"train": {"compile": False}}).train.compile is False
+    with pytest.raises(ConfigError):
+        recipe_from_dict({"train": {"compile": "sometimes"}})
+    with pytest.raises(ConfigError, match="train.compile"):
+        Trainer(nn.Linear(4, 3), compile="sometimes")
+
+
+def test_a_tiny_auto_run_stays_eager_and_says_so():
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    t = Trainer(nn.Linear(4, 3), device="cpu", compile="auto")
+    t.fit(x, y, epochs=2, batch_size=16)
+    info = t.train_step.compile_info()
+    assert t.compile is False and t.train_step._graph is None
+    assert info["ran"] is False and info["eager_steps"] == 8 and info["cache_hit"] is None
+
+
+def test_auto_compiles_a_run_past_the_threshold(monkeypatch):
+    """The decision (not the compiling): a run of ≥ the threshold builds a compiled step."""
+    monkeypatch.setattr("trainwell.train.compile_cache.AUTO_COMPILE_MIN_STEPS", 8)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # no real compiler: cheap
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    t = Trainer(nn.Linear(4, 3), device="cpu", compile="auto")
+    t.fit(x, y, epochs=2, batch_size=16)
+    assert t.compile is True and t.train_step.compiled_steps == 7  # step 1 primes the state
+    assert t.train_step.compile_info()["ran"] is True
+
+
+def test_compile_cache_lives_in_the_trainwell_cache(monkeypatch, tmp_path):
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
+    monkeypatch.setattr(functorch_config, "enable_autograd_cache", False)
+    path = enable_compile_cache()
+    assert path == compile_cache_dir() == tmp_path / "compile" and path.is_dir()
+    assert inductor_config.fx_graph_cache and functorch_config.enable_autograd_cache
+    import os
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(path)
