@@ -26,6 +26,7 @@ def accepted_values(path: str) -> str:
         "data.classes": "a list of class indices or names",
         "model.hidden": "a list of integers ≥ 1, e.g. [300, 100]",
         "train.device": DEVICES,
+        "train.compile": "true, false or \"auto\"",
         "schedule.boundaries": "a list of increasing epochs > 0",
         "schedule.values": "a list of rates > 0, one more than boundaries",
         "schedule.max_lr": _MAX_LR_ACCEPTED,
