@@ -65,3 +65,11 @@ def test_compile_cache_lives_in_the_trainwell_cache(monkeypatch, tmp_path):
     assert inductor_config.fx_graph_cache and functorch_config.enable_autograd_cache
     import os
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(path)
+
+
+def test_an_unwritable_cache_folder_only_turns_the_disk_cache_off(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TRAINWELL_CACHE", str(blocker))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    assert enable_compile_cache() is None

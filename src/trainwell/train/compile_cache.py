@@ -38,13 +38,19 @@ def compile_cache_dir() -> Path:
     return data_dir() / "compile"
 
 
-def enable_compile_cache() -> Path:
-    """Turn on inductor's persistent FX-graph and AOT-autograd caches in trainwell's folder."""
+def enable_compile_cache() -> Path | None:
+    """Turn on inductor's persistent FX-graph and AOT-autograd caches in trainwell's folder.
+
+    Returns the folder, or None (no disk cache, compiling still works) when it cannot be made.
+    """
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
 
     path = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or compile_cache_dir())
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only data folder: compile without the disk cache
+        return None
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(path))
     inductor_config.fx_graph_cache = True
     functorch_config.enable_autograd_cache = True
