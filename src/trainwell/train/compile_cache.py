@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["AUTO_COMPILE_MIN_STEPS", "compile_cache_dir", "enable_compile_cache",
-           "resolve_compile", "cache_counters"]
+           "resolve_compile", "cache_counters", "compile_summary"]
 
 #: ``compile = "auto"`` compiles a run of at least this many optimizer steps (epochs × batches).
 AUTO_COMPILE_MIN_STEPS = 20_000
@@ -69,3 +69,10 @@ def resolve_compile(compile: Any, total_steps: int) -> bool:
     if compile == "auto":
         return total_steps >= AUTO_COMPILE_MIN_STEPS
     return bool(compile)
+
+
+def compile_summary(trainer: Any) -> dict[str, Any]:
+    """summary.json's ``compile``: what was asked, whether it ran, its cost, the cache."""
+    step = trainer.train_step
+    info = step.compile_info() if step is not None else {"ran": False}
+    return {"requested": trainer.compile_mode, "decided": bool(trainer.compile), **info}

@@ -372,7 +372,8 @@ def _fit_recipe(recipe: Recipe, *, out: str | os.PathLike, quiet: bool,
     if trainer.interrupt_signal is not None:
         import signal
         extra["interrupted_by"] = signal.Signals(trainer.interrupt_signal).name
-    extra["compile"] = _compile_summary(trainer)
+    from trainwell.train.compile_cache import compile_summary
+    extra["compile"] = compile_summary(trainer)
     summary = save_run_artifacts(run_dir, recipe=recipe, trainer=trainer, model=model,
                                  splits=splits, extra_summary=extra, report=probe is None)
     if resume is not None:
@@ -414,13 +415,6 @@ def _back_to_last_checkpoint(trainer: Any, directory: Path) -> None:
     status = trainer.status
     trainer.load_state_dict(state)
     trainer.status = status
-
-
-def _compile_summary(trainer: Any) -> dict[str, Any]:
-    """summary.json's ``compile``: what was asked, whether it ran, its cost, the cache."""
-    step = trainer.train_step
-    info = step.compile_info() if step is not None else {"ran": False}
-    return {"requested": trainer.compile_mode, "decided": bool(trainer.compile), **info}
 
 
 # --------------------------------------------------------------------------- load
