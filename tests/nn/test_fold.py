@@ -44,3 +44,16 @@ def test_fold_without_batch_norm_is_a_plain_copy_and_folds_any_sequential():
     assert not any(isinstance(m, nn.BatchNorm1d) for m in folded.modules())
     x = torch.randn(5, 2)
     assert torch.allclose(folded(x), plain(x), atol=1e-6)
+
+
+
+@pytest.mark.parametrize("place", ["none", "before", "after"])
+def test_input_batch_norm_folds_into_the_first_linear_layer(place, tmp_path):
+    model = _with_statistics(batch_norm=place, input_batch_norm=True)
+    assert hasattr(model, "input_bn")
+    folded = fold_batch_norm(model)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in folded.modules())
+    x = torch.randn(32, 3, 4) * 3 + 1
+    assert torch.allclose(folded(x), model(x), atol=1e-5, rtol=1e-5)
+    save_model(folded, tmp_path)
+    assert torch.allclose(load_model(tmp_path)(x), folded(x))

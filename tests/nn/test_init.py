@@ -65,3 +65,31 @@ def test_bad_init_names_are_config_errors():
         initialize_linear(nn.Linear(3, 3), "orthogonal")
     with pytest.raises(ConfigError, match="model.init_distribution"):
         initialize_linear(nn.Linear(3, 3), "he", "cauchy")
+
+
+def _truncated_std_at_2() -> float:
+    """Std of a standard normal cut at ±2, from its density: √(1 − 4φ(2)/(2Φ(2) − 1))."""
+    phi = math.exp(-2.0) / math.sqrt(2 * math.pi)
+    mass = math.erf(2 / math.sqrt(2))          # 2Φ(2) − 1
+    return math.sqrt(1 - 4 * phi / mass)
+
+
+@pytest.mark.parametrize("name", ["glorot", "he", "lecun"])
+def test_truncated_normal_keeps_the_table_variance_and_cuts_at_two_sigma(name):
+    from trainwell.nn.init import TRUNCATED_STD
+
+    assert TRUNCATED_STD == pytest.approx(_truncated_std_at_2(), rel=1e-9)
+    torch.manual_seed(0)
+    layer = initialize_linear(nn.Linear(FAN_IN, FAN_OUT), name, "truncated_normal")
+    w = layer.weight
+    sigma = math.sqrt(TABLE_VARIANCE[name])
+    s = sigma / _truncated_std_at_2()            # Keras: stddev = σ / .87962566103423978
+    assert w.var().item() == pytest.approx(TABLE_VARIANCE[name], rel=0.02)
+    assert w.abs().max().item() <= 2 * s          # nothing beyond the cut
+    assert w.abs().max().item() > 0.99 * 2 * s    # and the cut is reached
+    assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_unknown_distribution_names_the_field():
+    with pytest.raises(ConfigError, match="model.init_distribution.*truncated_normal"):
+        initialize_linear(nn.Linear(3, 2), "he", "gaussian")

@@ -154,6 +154,21 @@ def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
     blocks = [getattr(folded, f"hidden{i}") for i in range(1, len(config["hidden"]) + 1)]
     following = [b.linear for b in blocks[1:]] + [folded.output]
     with torch.no_grad():
+        if hasattr(folded, "input_bn"):                         # into the first linear layer
+            first = blocks[0] if blocks else None
+            target = first.linear if first is not None else folded.output
+            s, t = _bn_affine(folded.input_bn)
+            new = nn.Linear(target.in_features, target.out_features, bias=True,
+                            device=target.weight.device, dtype=target.weight.dtype)
+            new.weight.copy_(target.weight * s[None, :])
+            bias = target.bias if target.bias is not None else torch.zeros_like(new.bias)
+            new.bias.copy_(bias + target.weight @ t)
+            if first is not None:
+                first.linear = new
+                following = [b.linear for b in blocks[1:]] + [folded.output]
+            else:
+                folded.output = new
+            del folded.input_bn
         for block, nxt in zip(blocks, following, strict=True):
             if not hasattr(block, "bn"):
                 continue
@@ -171,5 +186,5 @@ def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
                 nxt.bias.add_(nxt.weight @ t)
                 nxt.weight.mul_(s[None, :])
             del block.bn
-    folded.trainwell_config = dict(config, batch_norm="none")
+    folded.trainwell_config = dict(config, batch_norm="none", input_batch_norm=False)
     return folded.eval()

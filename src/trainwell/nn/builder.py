@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,12 +15,43 @@ from trainwell.errors import ConfigError, TrainwellWarning
 from trainwell.nn.activations import ACTIVATIONS
 from trainwell.nn.blocks import BATCH_NORM_PLACES, DROPOUT_KINDS, dense_block, make_dropout
 from trainwell.nn.conv import build_cnn_layers, parse_conv
-from trainwell.nn.init import DISTRIBUTIONS, initialize_linear, resolve_init
+from trainwell.nn.init import INITIALIZERS, check_distribution, initialize_linear, resolve_init
 
 __all__ = ["build_model", "build_cnn", "SelfNormalizationWarning", "TASK_NAMES", "MODEL_KINDS",
-           "check_self_normalizing_inputs"]
+           "check_self_normalizing_inputs", "expand_hidden", "OUTPUT_INITS", "HIDDEN_ACCEPTED"]
 
 TASK_NAMES = ("multiclass", "binary", "multilabel", "regression")
+
+#: ``output_init`` values besides the initializer names: ``"same"`` follows ``init``.
+OUTPUT_INITS = ("same",)
+
+HIDDEN_ACCEPTED = ("a list of integers ≥ 1, e.g. [300, 100], or {layers = N, units = U} "
+                   "for N layers of U units")
+
+
+def expand_hidden(hidden: Any, *, field: str = "model.hidden") -> list[int]:
+    """Units per hidden layer from a list, one integer, or ``{"layers": N, "units": U}``.
+
+    The compact form is the one the tune space uses for depth and width: a 100-layer network
+    of 100 units is ``{"layers": 100, "units": 100}`` instead of a list of 100 numbers.
+
+    Example:
+        >>> expand_hidden({"layers": 3, "units": 100})
+        [100, 100, 100]
+    """
+    value = hidden
+    if isinstance(value, Mapping):
+        layers, units = value.get("layers"), value.get("units")
+        if set(value) != {"layers", "units"} or not (is_integer(layers) and is_integer(units)) \
+                or layers < 1 or units < 1:
+            raise ConfigError(field, dict(value), HIDDEN_ACCEPTED)
+        return [int(units)] * int(layers)
+    if is_integer(value):
+        value = [value]
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) \
+            or not all(is_integer(h) and h > 0 for h in value):
+        raise ConfigError(field, hidden, HIDDEN_ACCEPTED)
+    return [int(h) for h in value]
 #: ``model.kind``: a dense network, a convolutional one, or a module your factory builds.
 MODEL_KINDS = ("mlp", "cnn", "module")
 
@@ -45,8 +76,10 @@ def _shape(v: Any) -> list[int]:
 
 
 def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str = "multiclass",
-                hidden: Sequence[int] = (300, 100), activation: str = "relu", init: str = "auto",
-                init_distribution: str = "normal", batch_norm: str = "none",
+                hidden: Sequence[int] | Mapping[str, int] = (300, 100),
+                activation: str = "relu", init: str = "auto", init_distribution: str = "normal",
+                output_init: str = "same", input_batch_norm: bool = False,
+                batch_norm: str = "none",
                 bn_momentum: float = 0.99, bn_epsilon: float = 1e-5, dropout: float = 0.0,
                 dropout_kind: str = "auto", dropout_top_k: int = 0, input_dropout: float = 0.0,
                 leaky_slope: float = 0.01, kind: str = "mlp", conv: Sequence[Any] | None = None,
@@ -68,16 +101,22 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
         input_shape: shape of one sample, e.g. ``(28, 28)`` or ``784``.
         n_outputs: output units (classes, or 1 for binary/regression).
         task: ``"multiclass"`` (default), ``"binary"``, ``"multilabel"`` or ``"regression"``.
-        hidden: units per hidden layer. Default ``(300, 100)``.
+        hidden: units per hidden layer, or ``{"layers": N, "units": U}``. Default ``(300, 100)``.
         activation: hidden activation, a name of ``ACTIVATIONS``. Default ``"relu"``.
         init: ``"auto"`` (Table 11-1 match: glorot/he/lecun) or ``"glorot"``, ``"he"``,
             ``"lecun"``, ``"normal"``. With ``"auto"`` the output layer gets glorot (no
             activation); an explicit init applies to every layer. Biases start at 0.
-        init_distribution: ``"normal"`` (default) or ``"uniform"``.
+        init_distribution: ``"normal"`` (default), ``"truncated_normal"`` (Keras' ``*_normal``:
+            cut at ±2 std, same variance) or ``"uniform"``.
+        output_init: the output layer's initializer. ``"same"`` (default) follows ``init``:
+            glorot when ``init="auto"`` (Table 11-1: no activation), else the hidden layers'
+            initializer; or an initializer name (Keras' output default: ``"glorot"``).
+        input_batch_norm: batch norm on the flattened inputs before the first hidden layer,
+            as in the chapter's batch-norm model (dense networks). Default False.
         batch_norm: ``"none"`` (default), ``"before"`` (linear without bias → bn → act) or
             ``"after"`` (linear → act → bn) the activation.
         bn_momentum: Keras convention, running ← running·m + batch·(1−m); default 0.99.
-        bn_epsilon: ε in (x − μ_B)/√(σ²_B + ε); default 1e-5.
+        bn_epsilon: ε in (x − μ_B)/√(σ²_B + ε); default 1e-5 (PyTorch); Keras uses 1e-3.
         dropout: inverted-dropout rate after hidden layers, 0 ≤ p < 1; default 0.
         dropout_kind: ``"auto"`` (alpha dropout for SELU, standard otherwise), ``"standard"``
             or ``"alpha"``.
@@ -115,14 +154,14 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
                                   source_n_outputs=source_n_outputs)
     if kind == "cnn":
         conv = [list(c) if isinstance(c, tuple) else c for c in parse_conv(conv)]
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) \
-            or not all(is_integer(h) and h > 0 for h in hidden):
-        raise ConfigError("model.hidden", hidden, "a list of positive integers, e.g. [300, 100]")
-    hidden = [int(h) for h in hidden]
+    hidden = expand_hidden(hidden)
     activation = ACTIVATIONS.get(activation, field="model.activation").name
     init_name = resolve_init(init, activation)
     init = init.strip().lower() if init.strip().lower() == "auto" else init_name
-    init_distribution = _choice("model.init_distribution", init_distribution, DISTRIBUTIONS)
+    init_distribution = check_distribution(init_distribution)
+    output_init = _output_init(output_init)
+    if not isinstance(input_batch_norm, bool):
+        raise ConfigError("model.input_batch_norm", input_batch_norm, "true or false")
     batch_norm = _choice("model.batch_norm", "none" if batch_norm is None else batch_norm,
                          BATCH_NORM_PLACES)
     # the same ranges the recipe schema states (trainwell.checks.RANGES)
@@ -138,10 +177,11 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
     _warn_self_normalization(activation, init_name, batch_norm,
                              "alpha" if dropout_kind == "auto" and activation == "selu" else
                              ("standard" if dropout_kind == "auto" else dropout_kind),
-                             dropout > 0 or input_dropout > 0)
+                             dropout > 0 or input_dropout > 0, input_batch_norm)
 
     config = dict(input_shape=shape, n_outputs=int(n_outputs), task=task, hidden=hidden,
                   activation=activation, init=init, init_distribution=init_distribution,
+                  output_init=output_init, input_batch_norm=input_batch_norm,
                   batch_norm=batch_norm, bn_momentum=float(bn_momentum),
                   bn_epsilon=float(bn_epsilon), dropout=dropout, dropout_kind=dropout_kind,
                   dropout_top_k=int(dropout_top_k), input_dropout=input_dropout,
@@ -163,6 +203,9 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
     else:
         if len(shape) > 1:
             model.add_module("flatten", nn.Flatten())
+        if input_batch_norm:
+            model.add_module("input_bn", nn.BatchNorm1d(features, eps=bn_epsilon,
+                                                        momentum=round(1.0 - bn_momentum, 15)))
         if input_dropout > 0:
             model.add_module("input_dropout", make_dropout(input_dropout, drop_kind))
     n = len(hidden)
@@ -177,7 +220,8 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
         features = units
     output = nn.Linear(features, n_outputs)
     # Logits have no activation: "auto" means glorot there (Table 11-1, "none").
-    initialize_linear(output, "auto" if init == "auto" else init_name, init_distribution, None)
+    out_init = output_init if output_init != "same" else ("auto" if init == "auto" else init_name)
+    initialize_linear(output, out_init, init_distribution, None)
     model.add_module("output", output)
     model.trainwell_config = config
     return model
@@ -203,8 +247,17 @@ def build_cnn(*, input_shape: Sequence[int], n_outputs: int,
                        conv=list(conv), hidden=list(hidden), **kwargs)
 
 
+def _output_init(value: Any) -> str:
+    key = value.strip().lower() if isinstance(value, str) else value
+    if key in OUTPUT_INITS:
+        return key
+    if isinstance(key, str) and key in INITIALIZERS:
+        return INITIALIZERS.get(key).name
+    raise ConfigError("model.output_init", value, [*OUTPUT_INITS, *INITIALIZERS.names()])
+
+
 def _warn_self_normalization(activation: str, init: str, batch_norm: str, kind: str,
-                             has_dropout: bool) -> None:
+                             has_dropout: bool, input_batch_norm: bool = False) -> None:
     if activation != "selu":
         if has_dropout and kind == "alpha":
             warnings.warn(f"alpha dropout is designed for SELU networks; with {activation} "
@@ -214,6 +267,8 @@ def _warn_self_normalization(activation: str, init: str, batch_norm: str, kind: 
     broken = []
     if batch_norm != "none":
         broken.append(f"batch norm ({batch_norm} the activation) replaces self-normalization")
+    elif input_batch_norm:
+        broken.append("input batch norm rescales the inputs with batch statistics")
     if init != "lecun":
         broken.append(f"the init is {init}, not lecun")
     if has_dropout and kind == "standard":

@@ -9,12 +9,15 @@ lecun    1 / fan_in      SELU
 normal   1               (demonstrates vanishing gradients)
 =======  ==============  =================================
 
-with fan_avg = (fan_in + fan_out) / 2. ``distribution="normal"`` draws N(0, σ²);
-``"uniform"`` draws U(−r, r) with r = √(3σ²), which has the same variance.
+with fan_avg = (fan_in + fan_out) / 2. Three distributions, each with exactly the variance σ²:
 
-Unlike Keras, whose ``*_normal`` initializers draw a *truncated* normal rescaled to the
-target variance, trainwell draws a plain normal with exactly the Table 11-1 variance (the
-chapter's formula, and what ``torch.nn.init`` provides). Biases start at zero.
+- ``"normal"``: N(0, σ²), the formula of the chapter and what ``torch.nn.init`` provides;
+- ``"truncated_normal"``: what Keras' ``he_normal``/``lecun_normal``/``glorot_normal`` draw —
+  a normal with std s = σ / 0.87962566 cut at ±2s (no weight beyond 2s; the division restores
+  the variance the cut removes);
+- ``"uniform"``: U(−r, r) with r = √(3σ²).
+
+Biases start at zero.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from trainwell.errors import ConfigError
 from trainwell.nn.activations import auto_initializer
 from trainwell.registry import Registry
 
-__all__ = ["INITIALIZERS", "DISTRIBUTIONS", "initialize_linear", "init_variance",
-           "resolve_init"]
+__all__ = ["INITIALIZERS", "DISTRIBUTIONS", "TRUNCATED_STD", "initialize_linear",
+           "init_variance", "resolve_init", "check_distribution"]
 
 INITIALIZERS = Registry("initializer")
-DISTRIBUTIONS = ("normal", "uniform")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+#: Standard deviation of a standard normal cut at ±2 (Keras' truncated-normal correction).
+TRUNCATED_STD = 0.87962566103423978
 
 # name → (fan mode, scale): σ² = scale / fan.
 INITIALIZERS.register("glorot", ("fan_avg", 1.0), description="σ² = 1/fan_avg (Xavier)",
@@ -64,6 +70,14 @@ def init_variance(init: str, fan_in: int, fan_out: int) -> float:
     return scale / fan
 
 
+def check_distribution(distribution: str, *, field: str = "model.init_distribution") -> str:
+    """The canonical distribution name (``normal``, ``truncated_normal`` or ``uniform``)."""
+    key = distribution.strip().lower().replace("-", "_") if isinstance(distribution, str) else None
+    if key not in DISTRIBUTIONS:
+        raise ConfigError(field, distribution, DISTRIBUTIONS)
+    return key
+
+
 def initialize_linear(layer: nn.Linear, init: str = "auto", distribution: str = "normal",
                       activation: str | None = "relu") -> nn.Linear:
     """Initialize ``layer.weight`` in place per Table 11-1 and set its bias to zero.
@@ -72,7 +86,8 @@ def initialize_linear(layer: nn.Linear, init: str = "auto", distribution: str = 
         layer: an ``nn.Linear`` (weight shaped ``(fan_out, fan_in)``).
         init: ``"auto"`` (match ``activation``), ``"glorot"``, ``"he"``, ``"lecun"`` or
             ``"normal"`` (N(0, 1)). Default ``"auto"``.
-        distribution: ``"normal"`` → N(0, σ²); ``"uniform"`` → U(−√(3σ²), √(3σ²)).
+        distribution: ``"normal"`` → N(0, σ²); ``"truncated_normal"`` → N(0, (σ/0.8796)²) cut
+            at ±2σ/0.8796 (Keras ``*_normal``; variance σ²); ``"uniform"`` → U(−√(3σ²), √(3σ²)).
         activation: the activation that follows the layer (``None``/``"none"`` for logits).
 
     Returns:
@@ -82,23 +97,19 @@ def initialize_linear(layer: nn.Linear, init: str = "auto", distribution: str = 
         >>> layer = initialize_linear(nn.Linear(1000, 500), "he")   # std ≈ √(2/1000)
     """
     name = resolve_init(init, activation)
-    if not isinstance(distribution, str) or distribution.strip().lower() not in DISTRIBUTIONS:
-        raise ConfigError("model.init_distribution", distribution, DISTRIBUTIONS)
-    uniform = distribution.strip().lower() == "uniform"
+    distribution = check_distribution(distribution)
     w = layer.weight
+    fan_out, fan_in = w.shape[0], w[0].numel()
+    std = math.sqrt(init_variance(name, fan_in, fan_out))
     with torch.no_grad():
-        # torch.nn.init gains chosen so that σ² is exactly the Table 11-1 variance.
-        if name == "glorot":
-            (nn.init.xavier_uniform_ if uniform else nn.init.xavier_normal_)(w, gain=1.0)
-        elif name in ("he", "lecun"):
-            nonlinearity = "relu" if name == "he" else "linear"   # gain √2 or 1
-            fn = nn.init.kaiming_uniform_ if uniform else nn.init.kaiming_normal_
-            fn(w, mode="fan_in", nonlinearity=nonlinearity)
-        else:  # "normal": σ² = 1
-            if uniform:
-                nn.init.uniform_(w, -math.sqrt(3.0), math.sqrt(3.0))
-            else:
-                nn.init.normal_(w, 0.0, 1.0)
+        if distribution == "uniform":
+            bound = math.sqrt(3.0) * std
+            nn.init.uniform_(w, -bound, bound)
+        elif distribution == "truncated_normal":
+            s = std / TRUNCATED_STD
+            nn.init.trunc_normal_(w, 0.0, s, a=-2.0 * s, b=2.0 * s)
+        else:
+            nn.init.normal_(w, 0.0, std)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return layer
