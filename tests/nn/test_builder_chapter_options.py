@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from trainwell.errors import ConfigError
 from trainwell.nn import build_model, load_model, save_model

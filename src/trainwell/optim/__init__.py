@@ -3,6 +3,7 @@
 from trainwell.optim.clipping import clip_gradients
 from trainwell.optim.optimizers import HYPERPARAMETERS, OPTIMIZERS, OptimInfo, make_optimizer
 from trainwell.optim.penalties import kernel_parameters, kernel_penalty
+from trainwell.optim.schedule_plot import plot_schedule, schedule_curve
 from trainwell.optim.schedules import (
     SCHEDULES,
     ConstantSchedule,
@@ -14,8 +15,6 @@ from trainwell.optim.schedules import (
     Schedule,
     apply_schedule,
     make_schedule,
-    plot_schedule,
-    schedule_curve,
 )
 
 __all__ = [

@@ -4,6 +4,11 @@ A :class:`Schedule` answers ``lr_at(t)`` and ``momentum_at(t)`` for any step t (
 it can be plotted without training and resumed exactly from the counter alone. Only
 performance scheduling keeps state (fed by ``on_epoch_end``), saved by ``state_dict``.
 
+``step="iteration"`` (default) evaluates the formulas below at the iteration t, with lengths
+(``decay_steps``, the 1cycle) in iterations; ``step="epoch"`` evaluates them at the epoch
+index e = ⌊t / steps_per_epoch⌋ with lengths in epochs, so the rate is constant within an
+epoch — Keras' ``LearningRateScheduler`` and the chapter's ``exponential_decay_fn(epoch)``.
+
 - ``constant``:    η(t) = η0
 - ``power``:       η(t) = η0 / (1 + t/s)^c          (``decay_steps`` = s, ``power`` = c)
 - ``exponential``: η(t) = η0 · 0.1^(t/s)            (÷10 every s steps)
@@ -18,10 +23,8 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from trainwell import checks
@@ -29,38 +32,66 @@ from trainwell.errors import CheckpointError, ConfigError
 from trainwell.registry import Registry
 
 __all__ = [
-    "SCHEDULES", "Schedule", "ConstantSchedule", "PowerSchedule", "ExponentialSchedule",
+    "SCHEDULES", "STEP_UNITS", "Schedule", "ConstantSchedule", "PowerSchedule", "ExponentialSchedule",
     "PiecewiseSchedule", "PerformanceSchedule", "OneCycleSchedule", "make_schedule",
-    "schedule_curve", "plot_schedule", "apply_schedule",
+    "apply_schedule",
 ]
+
+
+STEP_UNITS = ("iteration", "epoch")
 
 
 class Schedule:
     """Base class: the learning rate (and optionally momentum) at iteration ``step``.
 
+    Subclasses implement ``_lr(t)`` (and ``_momentum(t)``) of the schedule's own counter t:
+    the iteration, or the epoch index with ``step="epoch"``; ``units`` is the run's length
+    in that counter.
+
     Attributes:
         name: registry name. base_lr: η0. steps_per_epoch, epochs: the run's length.
+        step: ``"iteration"`` or ``"epoch"`` (what the counter counts).
         steps_in_epochs: True when the user gave the schedule's points in epochs.
     """
 
     name: ClassVar[str] = "base"
     steps_in_epochs: ClassVar[bool] = False
 
-    def __init__(self, *, base_lr: float, steps_per_epoch: int, epochs: int):
+    def __init__(self, *, base_lr: float, steps_per_epoch: int, epochs: int,
+                 step: str = "iteration"):
         self.base_lr = checks.check_field("optimizer.lr", base_lr)
         self.steps_per_epoch = checks.integer("schedule.steps_per_epoch", steps_per_epoch, 1)
         self.epochs = checks.integer("train.epochs", epochs, 1)
+        key = step.strip().lower() if isinstance(step, str) else step
+        if key not in STEP_UNITS:
+            raise ConfigError("schedule.step", step, STEP_UNITS)
+        self.step = key
 
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.epochs
 
+    @property
+    def units(self) -> int:
+        """The run's length in the schedule's counter (iterations, or epochs)."""
+        return self.epochs if self.step == "epoch" else self.total_steps
+
+    def counter(self, step: int) -> int:
+        """The schedule's counter at iteration ``step``: ``step`` or its epoch index."""
+        return step // self.steps_per_epoch if self.step == "epoch" else step
+
     def lr_at(self, step: int) -> float:
         """Learning rate for iteration ``step`` (0-based)."""
-        return self.base_lr
+        return self._lr(self.counter(step))
 
     def momentum_at(self, step: int) -> float | None:
         """Momentum (β or β1) for ``step``, or None when this schedule does not cycle it."""
+        return self._momentum(self.counter(step))
+
+    def _lr(self, t: int) -> float:
+        return self.base_lr
+
+    def _momentum(self, t: int) -> float | None:
         return None
 
     def on_epoch_end(self, epoch: int, metric: float | None) -> None:
@@ -93,7 +124,8 @@ class PowerSchedule(Schedule):
     """Power scheduling η(t) = η0 / (1 + t/s)^c.
 
     Args:
-        decay_steps: s in iterations (default: the whole run). Keras ``decay=d`` is s = 1/d.
+        decay_steps: s in iterations (epochs with ``step="epoch"``; default: the whole run).
+            Keras ``decay=d`` is s = 1/d.
         power: c (default 1).
 
     Example:
@@ -105,19 +137,19 @@ class PowerSchedule(Schedule):
 
     def __init__(self, *, decay_steps: float | None = None, power: float = 1.0, **base: Any):
         super().__init__(**base)
-        s = self.total_steps if decay_steps is None else decay_steps
+        s = self.units if decay_steps is None else decay_steps
         self.decay_steps = checks.number("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
         self.power = checks.check_field("schedule.power", power)
 
-    def lr_at(self, step: int) -> float:
-        return self.base_lr / (1.0 + step / self.decay_steps) ** self.power
+    def _lr(self, t: int) -> float:
+        return self.base_lr / (1.0 + t / self.decay_steps) ** self.power
 
 
 class ExponentialSchedule(Schedule):
     """Exponential scheduling η(t) = η0 · 0.1^(t/s): the rate drops 10× every s steps.
 
     Args:
-        decay_steps: s in iterations (default: the whole run).
+        decay_steps: s in iterations (epochs with ``step="epoch"``; default: the whole run).
 
     Example:
         >>> s = ExponentialSchedule(base_lr=0.01, steps_per_epoch=10, epochs=1, decay_steps=5)
@@ -129,11 +161,11 @@ class ExponentialSchedule(Schedule):
 
     def __init__(self, *, decay_steps: float | None = None, **base: Any):
         super().__init__(**base)
-        s = self.total_steps if decay_steps is None else decay_steps
+        s = self.units if decay_steps is None else decay_steps
         self.decay_steps = checks.number("schedule.decay_steps", s, lambda v: v > 0, "a number > 0")
 
-    def lr_at(self, step: int) -> float:
-        return self.base_lr * 0.1 ** (step / self.decay_steps)
+    def _lr(self, t: int) -> float:
+        return self.base_lr * 0.1 ** (t / self.decay_steps)
 
 
 class PiecewiseSchedule(Schedule):
@@ -173,10 +205,12 @@ class PiecewiseSchedule(Schedule):
         self.values = [checks.number("schedule.values", v, lambda v: v > 0, "learning rates > 0")
                        for v in values]
         self.boundaries = b
-        self.boundary_steps = [round(x * self.steps_per_epoch) for x in b]
+        # With step="epoch" the rate changes at the start of the epoch ⌈b⌉.
+        per = 1 if self.step == "epoch" else self.steps_per_epoch
+        self.boundary_steps = [math.ceil(x) if per == 1 else round(x * per) for x in b]
 
-    def lr_at(self, step: int) -> float:
-        i = sum(step >= bs for bs in self.boundary_steps)
+    def _lr(self, t: int) -> float:
+        i = sum(t >= bs for bs in self.boundary_steps)
         return self.values[i]
 
 
@@ -191,7 +225,10 @@ class PerformanceSchedule(Schedule):
         patience: epochs without improvement before a reduction (default 5).
         min_lr: floor (default 0).
         mode: ``"min"`` for losses, ``"max"`` for accuracies (default ``"min"``).
-        min_delta: smallest change that counts as an improvement (default 0).
+        min_delta: smallest change that counts as an improvement (default 1e-4, as Keras'
+            ``ReduceLROnPlateau``: a loss must fall below best − 1e-4).
+
+    The rate changes only between epochs whatever ``step`` says.
 
     Example:
         >>> s = PerformanceSchedule(base_lr=0.1, steps_per_epoch=1, epochs=9, patience=1)
@@ -202,7 +239,7 @@ class PerformanceSchedule(Schedule):
     name = "performance"
 
     def __init__(self, *, factor: float = 0.5, patience: int = 5, min_lr: float = 0.0,
-                 mode: str = "min", min_delta: float = 0.0, **base: Any):
+                 mode: str = "min", min_delta: float = 1e-4, **base: Any):
         super().__init__(**base)
         self.factor = checks.check_field("schedule.factor", factor)
         self.patience = checks.check_field("schedule.patience", patience)
@@ -215,7 +252,7 @@ class PerformanceSchedule(Schedule):
         self.best: float | None = None
         self.wait = 0
 
-    def lr_at(self, step: int) -> float:
+    def _lr(self, t: int) -> float:
         return self.lr
 
     def on_epoch_end(self, epoch: int, metric: float | None) -> None:
@@ -257,8 +294,9 @@ class OneCycleSchedule(Schedule):
 
     Args (defaults in the signature):
         max_lr: peak rate (None: base_lr). start_div, final_div: divisors of max_lr at the
-        start and the end. warmup_frac, anneal_frac: shares of the steps (anneal 0 = no final
-        anneal). max_momentum, min_momentum: the momentum range.
+        start and the end (the chapter's ``OneCycleScheduler`` ends at max_lr/10000:
+        ``final_div=10000``). warmup_frac, anneal_frac: shares of the steps (epochs with
+        ``step="epoch"``; anneal 0 = no final anneal). max_momentum, min_momentum: the range.
 
     Example:
         >>> s = OneCycleSchedule(base_lr=0.1, steps_per_epoch=10, epochs=10)
@@ -286,7 +324,7 @@ class OneCycleSchedule(Schedule):
         if self.min_momentum > self.max_momentum:
             raise ConfigError("schedule.min_momentum", min_momentum,
                               f"a number <= max_momentum ({self.max_momentum:g})")
-        total = self.total_steps
+        total = self.units
         self.t1 = self.warmup_frac * total
         self.t2 = (1.0 - self.anneal_frac) * total
 
@@ -294,18 +332,18 @@ class OneCycleSchedule(Schedule):
     def _interp(t: float, t0: float, t1: float, v0: float, v1: float) -> float:
         return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
 
-    def lr_at(self, step: int) -> float:
+    def _lr(self, step: int) -> float:
         start, peak, final = self.max_lr / self.start_div, self.max_lr, self.max_lr / self.final_div
-        t = min(float(step), float(self.total_steps))
+        t = min(float(step), float(self.units))
         if t < self.t1:
             return self._interp(t, 0.0, self.t1, start, peak)
         if t < self.t2:
             return self._interp(t, self.t1, self.t2, peak, start)
-        if self.t2 >= self.total_steps:  # anneal_frac = 0: the cycle ends at max_lr/start_div
+        if self.t2 >= self.units:  # anneal_frac = 0: the cycle ends at max_lr/start_div
             return start
-        return self._interp(t, self.t2, self.total_steps, start, final)
+        return self._interp(t, self.t2, self.units, start, final)
 
-    def momentum_at(self, step: int) -> float | None:
+    def _momentum(self, step: int) -> float | None:
         t = float(step)
         if t < self.t1:
             return self._interp(t, 0.0, self.t1, self.max_momentum, self.min_momentum)
@@ -320,9 +358,10 @@ _BASE_PARAMS = ("base_lr", "steps_per_epoch", "epochs")
 def _params(cls: type[Schedule]) -> dict[str, Any]:
     """A schedule's own parameters and their defaults: its ``__init__`` signature is the one
     place they are written (the registry, the recipe docs and the CLI read them from here)."""
-    return {p.name: None if p.default is inspect.Parameter.empty else p.default
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _BASE_PARAMS}
+    own = {p.name: None if p.default is inspect.Parameter.empty else p.default
+           for p in inspect.signature(cls.__init__).parameters.values()
+           if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _BASE_PARAMS}
+    return {**own, "step": "iteration"}     # every schedule takes Schedule's own `step`
 
 
 SCHEDULES = Registry("schedule")
@@ -366,59 +405,6 @@ def make_schedule(name: str = "constant", *, base_lr: float, steps_per_epoch: in
         if key in own and value is not None:
             kwargs[key] = value
     return entry.obj(base_lr=base_lr, steps_per_epoch=steps_per_epoch, epochs=epochs, **kwargs)
-
-
-def schedule_curve(schedule: Schedule, total_steps: int | None = None,
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Evaluate a schedule at steps 0..total_steps-1 without training.
-
-    Returns:
-        (steps, lrs, momentums); momentums is None when the schedule does not cycle it.
-
-    Example:
-        >>> s = make_schedule("exponential", base_lr=1.0, steps_per_epoch=1, epochs=2,
-        ...                   decay_steps=1)
-        >>> schedule_curve(s)[1].tolist()
-        [1.0, 0.1]
-    """
-    n = schedule.total_steps if total_steps is None else total_steps
-    steps = np.arange(n)
-    lrs = np.array([schedule.lr_at(int(t)) for t in steps], dtype=float)
-    moms = [schedule.momentum_at(int(t)) for t in steps]
-    momentums = None if n == 0 or moms[0] is None else np.array(moms, dtype=float)
-    return steps, lrs, momentums
-
-
-def plot_schedule(schedule: Schedule, path: str | Path, total_steps: int | None = None, *,
-                  title: str | None = None) -> Path:
-    """Write a PNG of the LR curve (and momentum, when cycled) over the iterations.
-
-    Example:
-        >>> plot_schedule(make_schedule("1cycle", base_lr=0.1, steps_per_epoch=10, epochs=5),
-        ...               "lr.png")  # doctest: +SKIP
-    """
-    # Figure + Agg canvas directly: no pyplot global state, no GUI backend needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    steps, lrs, moms = schedule_curve(schedule, total_steps)
-    fig = Figure(figsize=(7, 4 if moms is None else 6))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1 if moms is None else 2, 1, sharex=True, squeeze=False)[:, 0]
-    axes[0].plot(steps, lrs)
-    axes[0].set_ylabel("learning rate")
-    axes[0].set_title(title or f"{schedule.name} schedule")
-    if moms is not None:
-        axes[1].plot(steps, moms, color="tab:orange")
-        axes[1].set_ylabel("momentum")
-    axes[-1].set_xlabel("iteration")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    return out
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, schedule: Schedule, step: int) -> float:
