@@ -24,7 +24,8 @@ def accepted_values(path: str) -> str:
         "data.dataset": f"one of {', '.join(_names('dataset'))} or a path to a .npz/.csv file",
         "data.validation": "an integer count ≥ 0 or a fraction in (0, 1)",
         "data.classes": "a list of class indices or names",
-        "model.hidden": "a list of integers ≥ 1, e.g. [300, 100]",
+        "model.hidden": ("a list of integers ≥ 1, e.g. [300, 100], or {layers = N, units = U} "
+                         "for N layers of U units"),
         "train.device": DEVICES,
         "train.compile": "true, false or \"auto\"",
         "schedule.boundaries": "a list of increasing epochs > 0",

@@ -108,6 +108,9 @@ class OptimizerSection(_Section):
     name: str = _choice("nesterov", "optimizer", registry="optimizer")
     lr: float = Field(0.05, **_bounds("optimizer.lr"), description="learning rate η (the peak rate under 1cycle)")
     momentum: float = Field(0.9, **_bounds("optimizer.momentum"), description="momentum β (sgd/momentum/nesterov)")
+    momentum_form: str = _choice("pytorch", "`pytorch`: b ← βb + g; θ ← θ − ηb, or `keras`: the "
+                                 "chapter's m ← βm − ηg; θ ← θ + m (differ under a schedule)",
+                                 static=("pytorch", "keras"))
     beta_1: float = Field(0.9, **_bounds("optimizer.beta_1"), description="β1 of Adam-family optimizers")
     beta_2: float = Field(0.999, **_bounds("optimizer.beta_2"), description="β2 of Adam-family optimizers")
     rho: float = Field(0.9, **_bounds("optimizer.rho"), description="decay ρ of RMSProp")
@@ -147,9 +150,12 @@ class ScheduleSection(_Section):
 
     section: ClassVar[str] = "schedule"
     name: str = _choice("onecycle", "learning-rate schedule", registry="schedule")
+    step: str | None = _choice(None, "t counts `iteration`s (default) or `epoch`s (constant rate "
+                               "within an epoch, decay_steps in epochs: Keras' "
+                               "LearningRateScheduler)", static=("iteration", "epoch"))
     decay_steps: int | None = Field(None, ge=1, description=(
-        "power: η0/(1+t/s)^c and exponential: η0·0.1^(t/s) — s in iterations "
-        "(default: all iterations of the run)"))
+        "power: η0/(1+t/s)^c and exponential: η0·0.1^(t/s) — s in iterations, or in epochs "
+        "with `step = \"epoch\"` (default: the whole run)"))
     power: float | None = Field(None, **_bounds("schedule.power"), description="power: exponent c")
     boundaries: list[float] | None = Field(None, description="piecewise: epochs where the rate changes")
     values: list[float] | None = Field(None, description="piecewise: rates, one more than boundaries")
@@ -160,14 +166,14 @@ class ScheduleSection(_Section):
     mode: str | None = _choice(None, "performance: `min` for a loss, `max` for an accuracy",
                                static=("min", "max"))
     min_delta: float | None = Field(None, **_bounds("schedule.min_delta"), description=(
-        "performance: smallest change that counts as an improvement"))
+        "performance: smallest change that counts as an improvement (Keras: 1e-4)"))
     max_lr: float | str | None = Field(None, description=(
         "onecycle: peak rate (default optimizer.lr); `\"auto\"` = the LR finder's suggestion, "
         "measured before training and saved in the run's recipe.toml"))
     start_div: float | None = Field(None, **_bounds("schedule.start_div"), description=(
         "onecycle: start at max_lr/start_div"))
     final_div: float | None = Field(None, **_bounds("schedule.final_div"), description=(
-        "onecycle: end at max_lr/final_div"))
+        "onecycle: end at max_lr/final_div (the chapter's OneCycleScheduler: 10000)"))
     warmup_frac: float | None = Field(None, **_bounds("schedule.warmup_frac"), description=(
         "onecycle: fraction of iterations going up"))
     anneal_frac: float | None = Field(None, **_bounds("schedule.anneal_frac"), description=(

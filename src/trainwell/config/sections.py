@@ -136,18 +136,27 @@ class ModelSection(_Section):
         "(input_shape, n_outputs, **[model.args]) returning an nn.Module that outputs logits"))
     args: dict[str, Any] = Field(default_factory=dict, description=(
         "[model.args]: extra keyword arguments of the `module` factory"))
-    hidden: list[int] = Field([300, 100], description="units of each hidden layer")
+    hidden: list[int] = Field([300, 100], description="units of each hidden layer; "
+                              "`{layers = 100, units = 100}` is 100 layers of 100 units")
     activation: str = _choice("relu", "hidden-layer activation", registry="activation")
     init: str = _choice("auto", "kernel initializer; `auto` matches the activation "
                         "(glorot: sigmoid/tanh, he: ReLU family/ELU/GELU/Swish/Mish, lecun: SELU)",
                         registry="initializer", static=("auto",))
-    init_distribution: str = _choice("normal", "draw initial weights from a normal or a "
-                                     "uniform distribution", static=("normal", "uniform"))
+    init_distribution: str = _choice(
+        "normal", "draw initial weights from a normal N(0, σ²), a truncated normal (Keras' "
+        "`he_normal`/`lecun_normal`: cut at ±2 std, same σ²) or a uniform distribution",
+        static=("normal", "truncated_normal", "uniform"))
+    output_init: str = _choice("same", "the output layer's initializer: `same` follows `init` "
+                               "(glorot for `auto`), or a name (Keras: glorot)",
+                               registry="initializer", static=("same",))
     batch_norm: str = _choice("none", "batch normalization in each hidden layer, before or "
                               "after the activation", static=("none", "before", "after"))
     bn_momentum: float = Field(0.99, **_bounds("model.bn_momentum"), description=(
         "Keras convention: running ← running·m + batch·(1−m)"))
-    bn_epsilon: float = Field(1e-5, **_bounds("model.bn_epsilon"), description="added to the variance in batch norm")
+    input_batch_norm: bool = Field(False, description="batch norm on the (flattened) inputs, "
+                                   "as in the chapter's batch-norm model")
+    bn_epsilon: float = Field(1e-5, **_bounds("model.bn_epsilon"), description=(
+        "ε added to the variance in batch norm (PyTorch 1e-5; Keras 1e-3)"))
     leaky_slope: float = Field(0.01, **_bounds("model.leaky_slope"), description="α of leaky_relu")
     task: str = _choice("auto", "`auto` takes the task of the dataset", registry="task",
                         static=("auto",))
@@ -161,14 +170,9 @@ class ModelSection(_Section):
     @field_validator("hidden", mode="before")
     @classmethod
     def _hidden(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                           for v in value):
-            if any(v < 1 for v in value):
-                raise ConfigError("model.hidden", value, "a list of integers ≥ 1, e.g. [300, 100]")
-            return value
-        raise ConfigError("model.hidden", value, "a list of integers ≥ 1, e.g. [300, 100]")
+        from trainwell.nn.builder import expand_hidden  # the builder's own check
+
+        return expand_hidden(value)
 
     @field_validator("conv", mode="after")
     @classmethod

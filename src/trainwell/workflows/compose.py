@@ -111,6 +111,7 @@ def model_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
         return dict(common, kind="module", module=m.module, args=dict(m.args))
     kwargs = dict(common, hidden=list(m.hidden),
                   activation=m.activation, init=m.init, init_distribution=m.init_distribution,
+                  output_init=m.output_init, input_batch_norm=m.input_batch_norm,
                   batch_norm=m.batch_norm, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
                   dropout=r.dropout, dropout_kind=r.dropout_kind, dropout_top_k=r.dropout_top_k,
                   input_dropout=r.input_dropout, leaky_slope=m.leaky_slope)
@@ -155,7 +156,8 @@ def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
         loss=None if recipe.model.loss == "auto" else recipe.model.loss,
         optimizer=o.name, lr=o.lr,
         optimizer_params=dict(momentum=o.momentum, beta_1=o.beta_1, beta_2=o.beta_2, rho=o.rho,
-                              epsilon=o.epsilon, weight_decay=o.weight_decay),
+                              epsilon=o.epsilon, weight_decay=o.weight_decay,
+                              momentum_form=o.momentum_form),
         schedule=s.name, schedule_params=s.params(),
         clip_value=o.clip_value, clip_norm=o.clip_norm, clip_global_norm=o.clip_global_norm,
         l1=r.l1, l2=r.l2, max_norm=r.max_norm,

@@ -123,7 +123,8 @@ def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | Non
         lr=o.lr, lr_factor=lr_factor, unfreeze=unfreeze,
         validation_data=(splits.x_val, splits.y_val) if has_val else None, optimizer=o.name,
         optimizer_params=dict(momentum=o.momentum, beta_1=o.beta_1, beta_2=o.beta_2, rho=o.rho,
-                              epsilon=o.epsilon, weight_decay=o.weight_decay),
+                              epsilon=o.epsilon, weight_decay=o.weight_decay,
+                              momentum_form=o.momentum_form),
         task=task, batch_size=t.batch_size, callbacks=[ProgressCallback(quiet=quiet), NanGuard()],
         unfrozen_callbacks=phase2 + ([EarlyStopping(
             monitor=t.monitor, patience=t.patience, min_delta=t.min_delta,
