@@ -76,6 +76,16 @@ def test_fit_recipe_summary_metrics_are_the_models_own(finished):
     assert abs(s["metrics"]["final"]["test_accuracy"] - acc) < 1e-12
     assert s["median_epoch_time"] == pytest.approx(np.median(s["epoch_times"]))
     assert s["metrics"]["best"]["epoch"] in range(1, 5)
+    # best_monitored is the epoch of the best train.monitor (val_loss); best_val_accuracy the
+    # epoch of the highest validation accuracy, each recomputed from the history.
+    hist_rows = json.loads((res.run_dir / "history.json").read_text())
+    by_loss = min(hist_rows, key=lambda r: r["val_loss"])
+    by_acc = max(hist_rows, key=lambda r: r["val_accuracy"])
+    assert s["metrics"]["best_monitored"]["epoch"] == by_loss["epoch"]
+    assert s["metrics"]["best_monitored"]["monitor"] == "val_loss"
+    assert s["metrics"]["best"] == s["metrics"]["best_monitored"]      # the old name still works
+    assert s["metrics"]["best_val_accuracy"] == {"epoch": by_acc["epoch"],
+                                                 "val_accuracy": by_acc["val_accuracy"]}
     assert s["total_time"] >= sum(s["epoch_times"]) * 0.99
     # compile = "auto" (the default) leaves a 40-step run eager, and the summary says so
     assert s["compile"] == {"requested": "auto", "decided": False, "ran": False, "seconds": 0.0,

@@ -133,6 +133,70 @@ def pretrain_study(
                        quick=quick, quiet=quiet, console=_console(quiet))
 
 
+@study_app.command("chapter11")
+def chapter11_study(
+    seeds: str = typer.Option("42,43,44", "--seeds", help="Seeds, e.g. 42,43,44 or 0-4."),
+    only: str = typer.Option(None, "--only", metavar="GROUP,...",
+                             help="Only these groups: deep_nets, batch_norm, optimizers, "
+                                  "schedules, regularization, transfer, pretraining, exercise."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="Synthetic data and small networks: every group in seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON record per variant "
+                                 "(variant, final/best validation accuracy, test accuracy, "
+                                 "per-seed values) instead of the tables."),
+    data: Path = typer.Option(None, "--data", metavar="DIR",
+                              help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """The experiments of the chapter's notebook (Géron, ch. 11), each variant a built-in recipe.
+
+    Per group a table: variant | the book's printed value | trainwell mean ± std over the
+    seeds | per-seed values | epochs | time. The run directory's report.html adds each group's
+    learning curves. The whole study takes hours on a CPU: pick groups with --only.
+
+    Examples:
+
+        trainwell study chapter11 --only batch_norm,optimizers --seeds 42,43,44
+
+        trainwell study chapter11 --quick --json
+    """
+    import json
+
+    from trainwell.studies.chapter11 import (
+        print_tables,
+        records,
+        run_chapter11,
+        select_groups,
+        write_study_run,
+    )
+    from trainwell.train.rng import parse_seeds
+
+    seed_list = parse_seeds(seeds)
+    select_groups(only)                     # a bad --only stops before anything trains
+    if device is not None:
+        from trainwell.config import Recipe, apply_overrides
+
+        apply_overrides(Recipe(), [f"train.device={device}"])   # one train.device error
+    console = None if quiet or as_json else _console(quiet)
+
+    def say(text: str) -> None:
+        if console is not None:
+            console.print(text)
+
+    results = run_chapter11(seed_list, only=only, quick=quick, device=device, data_dir=data,
+                            say=say)
+    run = write_study_run(results, seeds=seed_list, out=out, quick=quick)
+    if as_json:
+        typer.echo(json.dumps({"run_dir": str(run), "seeds": seed_list,
+                               "variants": records(results)}, indent=1))
+        return
+    if console is not None:
+        print_tables(results, console, quick=quick)
+        console.print(f"report: {run / 'report.html'}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``study`` command group to the ``trainwell`` app."""
     app.add_typer(study_app, name="study")

@@ -40,7 +40,18 @@ def _metrics_block(model: Any, splits: Any, task: str, device: Any) -> dict[str,
     return out
 
 
+def _best_val_accuracy(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch with the highest validation accuracy (classification with a validation set)."""
+    rows = [r for r in history if isinstance(r.get("val_accuracy"), (int, float))
+            and math.isfinite(r["val_accuracy"])]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: r["val_accuracy"])   # the first epoch on ties
+    return {"epoch": best.get("epoch"), "val_accuracy": best["val_accuracy"]}
+
+
 def _best_epoch(history: list[dict[str, Any]], monitor: str) -> dict[str, Any] | None:
+    """The epoch row with the best ``monitor`` value (``train.monitor``), plus ``monitor``."""
     key = monitor
     if history and key not in history[0] and key.startswith("val_") and key[4:] in history[0]:
         key = key[4:]
@@ -161,6 +172,7 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
         status = "completed"
     divergence = getattr(trainer, "divergence", None)  # NanGuard names the step and layer
     previous = read_summary(run)
+    best_monitored = _best_epoch(history, recipe.train.monitor)
     summary: dict[str, Any] = {
         "name": recipe.name,
         "description": recipe.description,
@@ -168,9 +180,13 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
         "status": status,
         "message": _status_message(status, divergence),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # best_monitored: the epoch with the best train.monitor (val_loss by default), the one
+        # early stopping restores; "best" is the same row under its old name.
         "metrics": {"final": _metrics_block(model, splits, task, getattr(trainer, "device", None)),
                     "last_epoch": history[-1] if history else None,
-                    "best": _best_epoch(history, recipe.train.monitor)},
+                    "best_monitored": best_monitored,
+                    "best": best_monitored,
+                    "best_val_accuracy": _best_val_accuracy(history)},
         "epochs_run": len(history),
         "steps": getattr(trainer, "step", None),
         "epoch_times": times,

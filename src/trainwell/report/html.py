@@ -95,7 +95,9 @@ def _metrics_table(summary: dict[str, Any]) -> str:
 
 
 def _overview_table(summary: dict[str, Any]) -> str:
-    best = (summary.get("metrics") or {}).get("best") or {}
+    metrics = summary.get("metrics") or {}
+    best = metrics.get("best_monitored") or metrics.get("best") or {}
+    best_acc = metrics.get("best_val_accuracy") or {}
     params = summary.get("parameters") or {}
     versions = summary.get("versions") or {}
     data = summary.get("dataset") or {}
@@ -103,7 +105,10 @@ def _overview_table(summary: dict[str, Any]) -> str:
     if best:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in best.items()
                           if k.startswith(("val_", "loss", "accuracy")))
-        rows.append(["best epoch", f"{best.get('epoch')} ({best.get('monitor')}): {shown}"])
+        rows.append([f"best epoch by {best.get('monitor')}", f"{best.get('epoch')}: {shown}"])
+    if best_acc:
+        rows.append(["best validation accuracy",
+                     f"{_fmt(best_acc.get('val_accuracy'))} (epoch {best_acc.get('epoch')})"])
     for label, value in [
         ("epochs run", summary.get("epochs_run")), ("iterations", summary.get("steps")),
         ("total time (s)", summary.get("total_time")),
