@@ -26,7 +26,7 @@ what every layer above it sees and undo the reuse.
 Example:
     >>> new = reuse_layers(model_a, n_outputs=1, task="binary")        # doctest: +SKIP
     >>> history = fine_tune(new, x_b, y_b, frozen_epochs=4, epochs=20,   # doctest: +SKIP
-    ...                     lr=1e-3, lr_factor=0.1, validation_data=(x_val, y_val))
+    ...                     lr=1e-3, lr_factor=1.0, validation_data=(x_val, y_val))
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def check_phases(frozen_epochs: int, epochs: int, lr: float, lr_factor: float
 
 def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                        frozen_epochs: int = 4, epochs: int = 20, lr: float = 1e-3,
-                       lr_factor: float = 0.1, unfreeze: int | str = "all",
+                       lr_factor: float = 1.0, unfreeze: int | str = "all",
                        validation_data: tuple[torch.Tensor, torch.Tensor] | None = None,
                        optimizer: str = "sgd", optimizer_params: dict[str, Any] | None = None,
                        task: str | None = None, batch_size: int = 32, callbacks: Sequence = (),
@@ -152,7 +152,7 @@ def fine_tune_trainers(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
 
 def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epochs: int = 4,
-              epochs: int = 20, lr: float = 1e-3, lr_factor: float = 0.1,
+              epochs: int = 20, lr: float = 1e-3, lr_factor: float = 1.0,
               unfreeze: int | str = "all",
               validation_data: tuple[torch.Tensor, torch.Tensor] | None = None,
               optimizer: str = "sgd", optimizer_params: dict[str, Any] | None = None,
@@ -174,7 +174,9 @@ def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, frozen_epoc
         frozen_epochs: epochs of phase 1 (default 4; 0 skips it).
         epochs: total epochs of both phases (default 20).
         lr: learning rate of phase 1 (default 1e-3).
-        lr_factor: phase 2 learning rate = ``lr × lr_factor``, in (0, 1] (default 0.1).
+        lr_factor: phase 2 learning rate = ``lr × lr_factor``, in (0, 1] (default 1: keep the
+            rate; the chapter's 3rd edition lowers it 10×, which its 112 phase-2 SGD steps
+            cannot afford: B on A then falls far below B from scratch).
         unfreeze: ``"all"`` (default) or the number k of top hidden blocks to unfreeze.
         validation_data: ``(x_val, y_val)`` or ``None``.
         optimizer: optimizer name (default ``"sgd"``); ``optimizer_params`` its other

@@ -50,7 +50,7 @@ def _source(source_run: str | os.PathLike) -> tuple[Any, str]:
 
 
 def transfer_run(source_run: str | os.PathLike, recipe: Any, *, reuse: int | None = None,
-                 frozen_epochs: int = 4, unfreeze: int | str = "all", lr_factor: float = 0.1,
+                 frozen_epochs: int = 4, unfreeze: int | str = "all", lr_factor: float = 1.0,
                  resize: bool = False, out: str | os.PathLike = "runs", quiet: bool = False,
                  console: Any = None) -> tuple[Path, dict[str, Any]]:
     """Train ``recipe``'s task on top of ``source_run``'s network; return (run dir, summary).
