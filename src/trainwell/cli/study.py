@@ -146,6 +146,9 @@ def chapter11_study(
                                  "per-seed values) instead of the tables."),
     data: Path = typer.Option(None, "--data", metavar="DIR",
                               help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
+    set_: list[str] = typer.Option([], "--set", "-s", metavar="SECTION.FIELD=VALUE",
+                                   help="Override a field of every recipe-based variant, e.g. "
+                                        "--set train.epochs=2 (repeatable)."),
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
@@ -159,6 +162,8 @@ def chapter11_study(
     Examples:
 
         trainwell study chapter11 --only batch_norm,optimizers --seeds 42,43,44
+
+        trainwell study chapter11 --only deep_nets --seeds 42 --set train.epochs=2
 
         trainwell study chapter11 --quick --json
     """
@@ -186,14 +191,14 @@ def chapter11_study(
             console.print(text)
 
     results = run_chapter11(seed_list, only=only, quick=quick, device=device, data_dir=data,
-                            say=say)
-    run = write_study_run(results, seeds=seed_list, out=out, quick=quick)
+                            overrides=set_, say=say)
+    run = write_study_run(results, seeds=seed_list, out=out, quick=quick, overrides=set_)
     if as_json:
         typer.echo(json.dumps({"run_dir": str(run), "seeds": seed_list,
                                "variants": records(results)}, indent=1))
         return
     if console is not None:
-        print_tables(results, console, quick=quick)
+        print_tables(results, console, quick=quick, overrides=set_)
         console.print(f"report: {run / 'report.html'}")
 
 

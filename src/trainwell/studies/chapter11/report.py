@@ -81,7 +81,8 @@ def records(results: list[GroupResult]) -> list[dict[str, Any]]:
     return [v.record() for g in results for v in g.variants]
 
 
-def print_tables(results: list[GroupResult], console: Any, *, quick: bool = False) -> None:
+def print_tables(results: list[GroupResult], console: Any, *, quick: bool = False,
+                 overrides: list[str] | tuple[str, ...] = ()) -> None:
     """One table per group, then the comparison with the book (not for synthetic data)."""
     from rich.table import Table
 
@@ -93,6 +94,8 @@ def print_tables(results: list[GroupResult], console: Any, *, quick: bool = Fals
         for row in head[1:]:
             table.add_row(*row)
         console.print(table)
+        if overrides and g.group.kind == "recipes":
+            console.print(f"  changed for this run: {', '.join(overrides)}")
         for note in [] if quick else book_notes(g):
             console.print(f"  {note}")
         if g.group.note:
@@ -133,7 +136,7 @@ def _plot_group(g: GroupResult, path: Path) -> Path | None:
 
 
 def write_study_run(results: list[GroupResult], *, seeds: list[int], out: str | os.PathLike,
-                    quick: bool) -> Path:
+                    quick: bool, overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """A run directory: study.json (the records and curves), a plot per group, report.html."""
     from trainwell.report.rundir import (
         add_summary_section,
@@ -144,7 +147,8 @@ def write_study_run(results: list[GroupResult], *, seeds: list[int], out: str | 
 
     run = new_run_dir(out, "chapter11" + ("-quick" if quick else ""))
     (run / "study.json").write_text(json.dumps({
-        "seeds": seeds, "quick": quick, "records": records(results),
+        "seeds": seeds, "quick": quick, "overrides": list(overrides),
+        "records": records(results),
         "histories": {f"{v.group}/{v.variant}": v.histories
                       for g in results for v in g.variants}}, indent=1, default=str),
         encoding="utf-8")
@@ -161,6 +165,8 @@ def write_study_run(results: list[GroupResult], *, seeds: list[int], out: str | 
             "(same data order; same initial weights where the architectures match).",
             "The trainwell column is the " + ", ".join(sorted({_METRIC_WORDS[v.metric]
                                                                 for v in g.variants})) + ".",
+            (f"Changed for this run (--set): {', '.join(overrides)}; the title gives the "
+             "chapter's setup." if overrides and g.group.kind == "recipes" else ""),
             g.group.note, *([] if quick else book_notes(g)),
             f"Learning curves: plots/{plot.name}." if plot else ""])
         add_summary_section(run, g.group.title, group_table(g), text=text)

@@ -115,12 +115,14 @@ class _SplitsCache:
         return self._cache[key]
 
 
-def _variant_recipe(v: Variant, group: Group, seed: int, quick: bool, device: str | None) -> Any:
+def _variant_recipe(v: Variant, group: Group, seed: int, quick: bool, device: str | None,
+                    overrides_: Sequence[str] = ()) -> Any:
     from trainwell.config import apply_overrides, resolve
 
     overrides = [f"train.seed={seed}"]
     if quick:
         overrides += list(group.quick)
+    overrides += list(overrides_)
     if device:
         overrides.append(f"train.device={device}")
     return apply_overrides(resolve(v.recipe), overrides)
@@ -149,7 +151,8 @@ def _accuracy(trainer: Any, x: Any, y: Any) -> float | None:
 
 
 def _run_recipes(group: Group, seeds: list[int], load: _SplitsCache, quick: bool,
-                 device: str | None, say: Callable[[str], None]) -> list[VariantResult]:
+                 device: str | None, say: Callable[[str], None],
+                 overrides: Sequence[str] = ()) -> list[VariantResult]:
     from trainwell.studies.compare import mc_dropout_accuracy
 
     results = {v.name: VariantResult(group.name, v.name, v.recipe, v.metric, v.book, v.note)
@@ -159,7 +162,7 @@ def _run_recipes(group: Group, seeds: list[int], load: _SplitsCache, quick: bool
         for v in group.variants:
             if v.mc_samples:
                 continue
-            recipe = _variant_recipe(v, group, seed, quick, device)
+            recipe = _variant_recipe(v, group, seed, quick, device, overrides)
             t0 = time.perf_counter()
             splits, (model, trainer), rows = _train(recipe, load(recipe))
             val = _accuracy(trainer, splits.x_val, splits.y_val)
@@ -253,7 +256,7 @@ def _pct(v: float | None) -> str:
 
 def run_chapter11(seeds: Sequence[int] | str = (42, 43, 44), *, only: str | list[str] | None = None,
                   quick: bool = False, device: str | None = None,
-                  data_dir: str | os.PathLike | None = None,
+                  data_dir: str | os.PathLike | None = None, overrides: Sequence[str] = (),
                   say: Callable[[str], None] | None = None) -> list[GroupResult]:
     """Train every variant of the selected groups for every seed.
 
@@ -265,6 +268,9 @@ def run_chapter11(seeds: Sequence[int] | str = (42, 43, 44), *, only: str | list
         device: ``train.device`` for every run (default: each recipe's).
         data_dir: folder holding ``fashion-mnist/`` for the transfer and pretraining groups
             (default ``$TRAINWELL_DATA``).
+        overrides: ``section.field=value`` applied to every recipe-based variant (e.g.
+            ``train.epochs=2`` for a shorter run); the transfer and pretraining groups keep
+            their setup.
         say: called with one progress line per run (default: silent).
 
     Returns:
@@ -276,6 +282,13 @@ def run_chapter11(seeds: Sequence[int] | str = (42, 43, 44), *, only: str | list
     """
     seeds = parse_seeds(seeds)
     groups = select_groups(only)
+    if overrides:   # a bad --set stops before anything trains
+        from trainwell.config import apply_overrides, resolve
+
+        for g in groups:
+            for v in g.variants:
+                if v.recipe and g.kind == "recipes":
+                    apply_overrides(resolve(v.recipe), overrides)
     say = say or (lambda _text: None)
     if data_dir is not None:
         os.environ["TRAINWELL_DATA"] = str(data_dir)
@@ -289,6 +302,6 @@ def run_chapter11(seeds: Sequence[int] | str = (42, 43, 44), *, only: str | list
         elif group.kind == "pretraining":
             variants = _run_pretraining(group, seeds, quick, device, data_dir, say)
         else:
-            variants = _run_recipes(group, seeds, load, quick, device, say)
+            variants = _run_recipes(group, seeds, load, quick, device, say, overrides)
         results.append(GroupResult(group, variants, time.perf_counter() - t0))
     return results
