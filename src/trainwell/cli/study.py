@@ -156,7 +156,7 @@ def chapter11_study(
     """The experiments of the chapter's notebook (Géron, ch. 11), each variant a built-in recipe.
 
     Per group a table: variant | the book's printed value | trainwell mean ± std over the
-    seeds | per-seed values | epochs | time. The run directory's report.html adds each group's
+    random seeds | per-seed values | epochs | time. The run directory's report.html adds each group's
     learning curves. The whole study takes hours on a CPU: pick groups with --only.
 
     Examples:
