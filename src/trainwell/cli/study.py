@@ -146,12 +146,10 @@ def chapter11_study(
                                  "per-seed values) instead of the tables."),
     data: Path = typer.Option(None, "--data", metavar="DIR",
                               help="Folder holding fashion-mnist/ (default $TRAINWELL_DATA)."),
-    set_: list[str] = typer.Option([], "--set", "-s", metavar="SECTION.FIELD=VALUE",
-                                   help="Override a field of every recipe-based variant, e.g. "
-                                        "--set train.epochs=2 (repeatable)."),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Folder for the run directory."),
-    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    set_: options.Sets = None,
+    out: options.Out = Path("runs"),
+    device: options.Device = None,
+    quiet: options.Quiet = False,
 ) -> None:
     """The experiments of the chapter's notebook (Géron, ch. 11), each variant a built-in recipe.
 
@@ -178,6 +176,7 @@ def chapter11_study(
     )
     from trainwell.train.rng import parse_seeds
 
+    set_ = list(set_ or [])                 # applied to every recipe-based variant
     seed_list = parse_seeds(seeds)
     select_groups(only)                     # a bad --only stops before anything trains
     if device is not None:
