@@ -24,8 +24,8 @@ class LeanNAdam(torch.optim.NAdam):
     """``torch.optim.NAdam`` (Dozat's momentum schedule, as in Keras), faster on the CPU.
 
     Example:
-        >>> p = torch.nn.Parameter(torch.ones(2)); opt = LeanNAdam([p], lr=0.1)
-        >>> p.grad = torch.ones(2); opt.step(); p.detach().lt(1).all().item()
+        >>> p = torch.nn.Parameter(torch.ones(2)); nadam = LeanNAdam([p], lr=0.1)
+        >>> p.grad = torch.ones(2); nadam.step(); p.detach().lt(1).all().item()
         True
     """
 

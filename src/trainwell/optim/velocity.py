@@ -35,8 +35,8 @@ class VelocitySGD(torch.optim.Optimizer):
         weight_decay: λ, coupled L2 as in torch's SGD (default 0).
 
     Example:
-        >>> p = torch.nn.Parameter(torch.ones(1)); opt = VelocitySGD([p], lr=0.1, momentum=0.9)
-        >>> p.grad = torch.ones(1); opt.step(); opt.step(); round(p.item(), 6)
+        >>> p = torch.nn.Parameter(torch.ones(1)); sgd = VelocitySGD([p], lr=0.1, momentum=0.9)
+        >>> p.grad = torch.ones(1); sgd.step(); sgd.step(); round(p.item(), 6)
         0.71
     """
 
