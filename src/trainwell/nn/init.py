@@ -99,7 +99,8 @@ def initialize_linear(layer: nn.Linear, init: str = "auto", distribution: str = 
     name = resolve_init(init, activation)
     distribution = check_distribution(distribution)
     w = layer.weight
-    fan_out, fan_in = w.shape[0], w[0].numel()
+    receptive = w[0][0].numel() if w.dim() > 2 else 1     # conv kernels: k·k
+    fan_out, fan_in = w.shape[0] * receptive, w[0].numel()
     std = math.sqrt(init_variance(name, fan_in, fan_out))
     with torch.no_grad():
         if distribution == "uniform":
