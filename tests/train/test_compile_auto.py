@@ -73,3 +73,10 @@ def test_an_unwritable_cache_folder_only_turns_the_disk_cache_off(monkeypatch, t
     monkeypatch.setenv("TRAINWELL_CACHE", str(blocker))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     assert enable_compile_cache() is None
+
+
+def test_compile_cache_never_goes_into_the_data_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("TRAINWELL_CACHE", raising=False)
+    monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert compile_cache_dir() == tmp_path / "cache" / "trainwell" / "compile"

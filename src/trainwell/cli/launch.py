@@ -99,8 +99,9 @@ def _root_cause(failures: dict[int, Any]) -> tuple[int, Any]:
     peer, else the earliest."""
     def key(item: tuple[int, Any]) -> tuple[int, int, int]:
         rank, f = item
-        if f.exitcode < 0:  # SIGTERM is how the launcher stops the survivors
-            kind = 2 if f.exitcode == -signal.SIGTERM else 0
+        if f.exitcode < 0:  # SIGTERM is how the launcher stops the survivors; a survivor
+            # whose collective lost its peer may abort (SIGABRT) before it is stopped
+            kind = {-signal.SIGTERM: 2, -signal.SIGABRT: 1}.get(f.exitcode, 0)
         else:
             kind = 3 if is_peer_lost(_message(f)) else 1
         return (kind, f.timestamp, rank)

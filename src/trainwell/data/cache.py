@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["data_dir"]
+__all__ = ["data_dir", "user_cache_dir"]
 
 
 def data_dir() -> Path:
@@ -26,6 +26,11 @@ def data_dir() -> Path:
     env = os.environ.get("TRAINWELL_DATA", "").strip()
     if env:
         return Path(env).expanduser()
+    return user_cache_dir()
+
+
+def user_cache_dir() -> Path:
+    """trainwell's folder in the user cache directory (the platform's convention)."""
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     if xdg:
         return Path(xdg).expanduser() / "trainwell"

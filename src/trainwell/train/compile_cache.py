@@ -10,8 +10,9 @@ shape finds the cache. Every test-sized run, and the default recipe (~5,000 step
 eager. ``true`` and ``false`` keep their meaning.
 
 The compiled code is cached on disk: inductor's FX-graph cache and AOT-autograd cache point at
-``$TRAINWELL_CACHE/compile`` (default: ``<data folder>/compile``, see
-:func:`trainwell.data.cache.data_dir`), so a second run of the same network shape reuses the
+``$TRAINWELL_CACHE/compile`` (default: ``compile`` in trainwell's user cache folder, see
+:func:`trainwell.data.cache.user_cache_dir` — never inside a data folder, which may be shared or
+read-only), so a second run of the same network shape reuses the
 generated kernels instead of building them again. A folder the user set in
 ``TORCHINDUCTOR_CACHE_DIR`` is left alone.
 """
@@ -30,12 +31,12 @@ AUTO_COMPILE_MIN_STEPS = 20_000
 
 
 def compile_cache_dir() -> Path:
-    """``$TRAINWELL_CACHE/compile`` when set, else ``<data folder>/compile``."""
+    """``$TRAINWELL_CACHE/compile`` when set, else ``compile`` in the user cache folder."""
     env = os.environ.get("TRAINWELL_CACHE", "").strip()
     if env:
         return Path(env).expanduser() / "compile"
-    from trainwell.data.cache import data_dir  # noqa: PLC0415 - optional data layer
-    return data_dir() / "compile"
+    from trainwell.data.cache import user_cache_dir  # noqa: PLC0415 - optional data layer
+    return user_cache_dir() / "compile"
 
 
 def enable_compile_cache() -> Path | None:

@@ -22,6 +22,11 @@ def split_validation(trainer: Any, x: Any, y: Any, split: Any, validation_data: 
     if isinstance(split, bool) or not isinstance(split, (int, float)) or not (
             math.isfinite(split) and 0 <= split < 1):
         raise ConfigError("validation_split", split, "a fraction in [0, 1) (0 = none)")
+    if type(x).__name__ == "StreamedPart":  # read from disk per batch: no tensor to slice
+        if split and validation_data is None:
+            raise ConfigError("validation_split", split,
+                              "0 for streamed data (hold out a folder split instead)")
+        return x, y, validation_data, sample_weight
     x = trainer._as_tensor(x, "train.x")
     y = trainer._as_tensor(y, "train.y")
     if not split or validation_data is not None:
