@@ -165,13 +165,7 @@ def test_the_library_uses_no_old_paths():
     assert not old, "import these from where they live now:\n" + "\n".join(old)
 
 
-#: modules over the limit while another change splits them (the one-step work in train/)
-BEING_SPLIT = {"trainwell.train.trainer", "trainwell.train.callbacks"}
-
-
-@pytest.mark.parametrize("module", [
-    pytest.param(m, marks=pytest.mark.xfail(reason="being split", strict=False))
-    if m in BEING_SPLIT else m for m in sorted(MODULES)])
+@pytest.mark.parametrize("module", sorted(MODULES))
 def test_module_is_small(module):
     n = sum(1 for _ in MODULES[module].open(encoding="utf-8"))
     assert n <= MAX_LINES, f"{MODULES[module].relative_to(SRC.parent)} has {n} lines (> {MAX_LINES})"

@@ -144,7 +144,7 @@ def test_cli_refuses_bad_precisions_before_any_folder(tmp_path):
 
 
 def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
-    import trainwell.train.trainer as tr
+    import trainwell.train.device as tr
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(tr, "_mps_available", lambda: False)

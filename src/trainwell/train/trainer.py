@@ -8,9 +8,6 @@ device tensors and are read once per epoch (the one host sync, marked below).
 
 from __future__ import annotations
 
-import copy
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Iterable
@@ -21,62 +18,27 @@ from torch import nn
 
 import trainwell.train.distributed as distributed
 from trainwell.checks import check_field
-from trainwell.errors import CheckpointError, ConfigError, DataError, TrainwellRuntimeWarning
-from trainwell.tasks import TASKS, Task
+from trainwell.errors import ConfigError, TrainwellRuntimeWarning
+from trainwell.tasks import Task
 from trainwell.train.batches import BatchIterator
 from trainwell.train.callbacks import Callback, CallbackList, CancelStep
 from trainwell.train.checkpoint import find_checkpoint
+from trainwell.train.device import _is_streamed, resolve_device
 from trainwell.train.history import History
 from trainwell.train.metrics import MetricSet, check_metrics
-from trainwell.train.phases import PhaseSchedule
 from trainwell.train.precision import Precision
-from trainwell.train.rng import get_rng_state, seed_everything, set_rng_state
-from trainwell.train.step import TrainStep, needs_eager_step
+from trainwell.train.rng import seed_everything
+from trainwell.train.step import TrainStep
+from trainwell.train.trainer_eval import EvaluationMixin
+from trainwell.train.trainer_inputs import InputsMixin
+from trainwell.train.trainer_phases import PhasesMixin
+from trainwell.train.trainer_state import CHECKPOINT_FORMAT, StateMixin
 from trainwell.train.weighting import fit_weights, resolve_task, with_weights
 
 __all__ = ["Trainer", "resolve_device", "CHECKPOINT_FORMAT"]
 
-#: Version of the checkpoint dict layout written by :meth:`Trainer.state_dict`.
-CHECKPOINT_FORMAT = 1
 
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
-def _is_streamed(x: Any) -> bool:
-    """Features read from disk per batch (trainwell.data.stream.StreamedPart)."""
-    return type(x).__name__ == "StreamedPart" and hasattr(x, "read")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, then Apple's MPS, else CPU; anything else is passed
-    to torch.device. A torchrun worker on CUDA gets ``cuda:LOCAL_RANK``."""
-    if isinstance(device, torch.device):
-        dev = device
-    elif device in (None, "auto"):
-        dev = torch.device("cuda" if torch.cuda.is_available() else
-                           "mps" if _mps_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise ConfigError("train.device", device, "auto, cpu, cuda, cuda:N or mps") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device", device, "auto or cpu (CUDA is not available here)")
-    if dev.type == "mps" and not _mps_available():
-        raise ConfigError("train.device", device, "auto or cpu (MPS is not available here)")
-    if dev.type == "cuda" and dev.index is None and distributed.launched_by_torchrun():
-        dev = torch.device("cuda", distributed.local_rank())  # one GPU per worker
-    return dev
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)
-
-
-class Trainer:
+class Trainer(InputsMixin, PhasesMixin, EvaluationMixin, StateMixin):
     """Train any ``nn.Module`` that outputs logits, with the practices of the chapter built in.
 
     Args:
@@ -241,144 +203,6 @@ class Trainer:
         self.augment: Any = None  # [augment]: a function (batch, key) → batch, training only
         self.workers = 0          # DataLoader worker processes for streamed data
 
-    # ------------------------------------------------------------------ inputs
-    def _as_tensor(self, x: Any, field: str) -> torch.Tensor:
-        try:
-            t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-        except Exception as e:
-            raise DataError(f"{field}: cannot be turned into a tensor ({e})") from e
-        return t
-
-    def _prepare(self, x: Any, y: Any, field: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Validate ``x``/``y`` (and the model's output) before any step; move them to device."""
-        if _is_streamed(x):
-            return self._prepare_streamed(x, y, field)
-        x = self._as_tensor(x, f"{field}.x")
-        y = self._as_tensor(y, f"{field}.y")
-        if x.dim() == 0 or y.dim() == 0:
-            raise DataError(f"{field}: x and y need a sample dimension; received shapes "
-                            f"{tuple(x.shape)} and {tuple(y.shape)}")
-        if x.shape[0] != y.shape[0]:
-            raise DataError(f"{field}: x has {x.shape[0]} samples but y has {y.shape[0]}")
-        if x.shape[0] == 0:
-            raise DataError(f"{field}: no samples")
-        if x.is_complex() or x.dtype == torch.bool:
-            raise DataError(f"{field}.x: features must be real numbers; received {x.dtype}")
-        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
-                     torch.float32)
-        x_in, y_in = x, y
-        x = x.to(self.device, dtype=dtype)  # once per fit: batches are then slices of it
-        n_outputs = self._dry_run(x, field)
-        self.task.validate_targets(y, n_outputs, f"{field}.y")
-        try:
-            from trainwell.data import validate_arrays
-        except ImportError:  # the data layer is optional for the trainer
-            validate_arrays = None
-        if validate_arrays is not None and self.task.name in TASKS:  # + features NaN/Inf
-            validate_arrays(x_in, y_in, task=self.task.name, n_outputs=n_outputs,
-                            input_shape=tuple(x.shape[1:]), where=f"{field}.x")
-        elif not bool(torch.isfinite(x).all()):  # host sync: once per fit, before training
-            raise DataError(f"{field}.x: contains NaN or Inf; clean or impute the features")
-        y = self.task.prepare_targets(y).to(self.device)
-        return x, y, n_outputs
-
-    def _prepare_streamed(self, x: Any, y: Any, field: str) -> tuple[Any, torch.Tensor, int]:
-        """Streamed features stay on disk (the data layer checked them in its one pass);
-        targets move to the device; the model is tried on the first two samples."""
-        y = self._as_tensor(y, f"{field}.y")
-        if len(x) != y.shape[0]:
-            raise DataError(f"{field}: x has {len(x)} samples but y has {y.shape[0]}")
-        if len(x) == 0:
-            raise DataError(f"{field}: no samples")
-        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
-                     torch.float32)
-        n_outputs = self._dry_run(x[:2].to(self.device, dtype=dtype), field)
-        self.task.validate_targets(y, n_outputs, f"{field}.y")
-        return x, self.task.prepare_targets(y).to(self.device), n_outputs
-
-    def _dry_run(self, x: torch.Tensor, field: str) -> int:
-        """One forward pass on 2 samples in eval mode (no RNG use, no BN update)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                out = self.model(x[:2])
-        except Exception as e:
-            expects = ""
-            cfg = getattr(_unwrap(self.model), "trainwell_config", None)
-            if isinstance(cfg, dict) and "input_shape" in cfg:
-                expects = f"; the model expects inputs of shape {tuple(cfg['input_shape'])}"
-            raise DataError(f"{field}.x: samples of shape {tuple(x.shape[1:])} do not fit the "
-                            f"model{expects} ({type(e).__name__}: {e})") from e
-        finally:
-            self.model.train(was_training)
-        if not isinstance(out, torch.Tensor):
-            raise ConfigError("model", type(out).__name__, "a model returning one tensor of logits")
-        if out.dim() == 1:
-            return 1
-        if out.dim() != 2:
-            raise DataError(f"{field}: the model outputs shape {tuple(out.shape)} per batch; "
-                            f"trainwell expects (batch, n_outputs) logits")
-        return int(out.shape[1])
-
-    # ------------------------------------------------------------------ schedule
-    def _build_schedule(self) -> None:
-        if self.schedule is not None and not isinstance(self.schedule_spec, str):
-            return
-        from trainwell.optim import make_schedule
-        base_lr = self.lr
-        self.schedule = make_schedule(self.schedule_spec, base_lr=base_lr,
-                                      steps_per_epoch=self.steps_per_epoch, epochs=self.epochs,
-                                      **self.schedule_params)
-
-    def _adopt_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        self.optimizer = optimizer
-        # The optimizer's own lr is η0; per-group lrs become scales the schedule keeps.
-        groups = optimizer.param_groups
-        self.lr = float(groups[0]["lr"]) / groups[0].get("lr_scale", 1.0)
-        for g in groups:
-            g.setdefault("lr_scale", float(g["lr"]) / self.lr)
-
-    def start_phase(self, optimizer: torch.optim.Optimizer | None = None, *,
-                    epochs: int | None = None) -> None:
-        """Begin a phase of this fit: a new optimizer and/or the schedule started again.
-
-        Call it from a callback (``on_fit_start`` or ``on_epoch_end``), e.g. after unfreezing
-        layers (:class:`~trainwell.train.Unfreeze`). The optimizer's lr becomes η0; a named
-        schedule starts again from its first step at the current step, spanning ``epochs``
-        epochs (default: the rest of the run); the training step is rebuilt over the
-        parameters that are trainable now.
-        """
-        if optimizer is not None:
-            self._adopt_optimizer(optimizer)
-            self.optimizer_name = type(optimizer).__name__
-        if isinstance(self.schedule_spec, str):
-            from trainwell.optim import make_schedule
-
-            n = epochs if epochs is not None else max(self.epochs - self.epoch, 1)
-            inner = make_schedule(self.schedule_spec, base_lr=self.lr,
-                                  steps_per_epoch=self.steps_per_epoch, epochs=n,
-                                  **self.schedule_params)
-            self.schedule = inner if self.step == 0 else PhaseSchedule(inner, start=self.step)
-        self._apply_lr()
-        self._setup_step()
-
-    def add_callbacks(self, callbacks: Iterable[Callback]) -> None:
-        """Callbacks that join a running fit (e.g. a phase's early stopping): they get
-        ``on_fit_start`` now and every event from the next one on."""
-        new = list(callbacks)
-        if not new:
-            return
-        self.callbacks = CallbackList([*self.callbacks, *new])
-        for cb in sorted(new, key=lambda c: c.order):
-            cb.on_fit_start(self)
-        if self.train_step is not None:
-            self._setup_step()
-
-    def _apply_lr(self) -> None:
-        from trainwell.optim import apply_schedule
-        apply_schedule(self.optimizer, self.schedule, self.step)
-
     # ------------------------------------------------------------------ the step
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, step: int) -> torch.Tensor:
         """Global step ``step`` on one batch (the one update body: train/step.py); returns
@@ -534,47 +358,6 @@ class Trainer:
         now = time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0
         return self._train_time_before + now
 
-    def _setup_step(self) -> None:
-        """The step object for this fit: reused while the trainable parameters and the
-        optimizer stay the same (a compiled graph is kept), rebuilt after (un)freezing."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        ts = self.train_step
-        if ts is None or ts.optimizer is not self.optimizer \
-                or list(map(id, ts.params)) != list(map(id, params)):
-            ts = self.train_step = TrainStep(
-                self.model, self.task.loss, self.optimizer, **self.clip, l1=self.l1,
-                l2=self.l2, max_norm=self.max_norm, compile=self.compile,
-                precision=self.precision, forward=self._ddp,
-                compile_options=self._compile_options())
-        ts.set_schedule(self.schedule)
-        cbs = self.callbacks
-        self._after_backward_cbs = cbs.after_backward
-        ts.after_backward = self._after_backward if cbs.after_backward else None
-        eager = cbs.eager_step
-        ts.needs_eager = (lambda step: needs_eager_step(eager, step)) if eager else None
-
-    def _compile_options(self) -> dict[str, Any] | None:
-        """On CUDA, CUDA graphs too: inductor replays the whole step's kernels at once where
-        the step allows it (it skips them itself otherwise). Untested without a GPU."""
-        if self.device.type != "cuda":
-            return None
-        return {"options": {"triton.cudagraphs": True}}
-
-    def _ensure_metric_sets(self, n_outputs: int) -> None:
-        if self.metrics and self._metric_sets is None:
-            self._metric_sets = tuple(  # (train, evaluation)
-                MetricSet(self.metrics, self.task.name, n_outputs, self.device,
-                          unpack=self._unpack_targets) for _ in range(2))
-
-    def _unpack_targets(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        unpack = getattr(self.task, "unpack", None)  # weighted targets: (targets, weights)
-        return unpack(y) if unpack is not None else (y, None)
-
-    def _new_sums(self) -> dict[str, torch.Tensor]:
-        penalized = self.l1 > 0 or self.l2 > 0
-        names = ["loss", *self.task.metrics] + (["penalty"] if penalized else [])
-        return {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in names}
-
     def _run_epoch(self, batches: BatchIterator, val) -> None:
         cbs = self.callbacks
         epoch = self.epoch + 1
@@ -660,181 +443,3 @@ class Trainer:
         self._epoch_gen_state = None
         self.history.append(logs)
         cbs.call("on_epoch_end", self, epoch, logs)
-
-    # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
-                  ) -> dict[str, float]:
-        # float32: validation and the reported metrics never run under autocast
-        was_training = self.model.training
-        self.model.eval()
-        sums: dict[str, torch.Tensor] = {}
-        named = self._metric_sets[1] if self._metric_sets else None
-        with torch.no_grad():
-            for lo in range(0, x.shape[0], batch_size):
-                xb = x[lo:lo + batch_size]
-                if _is_streamed(x):  # read from disk: move (and cast) each chunk
-                    xb = xb.to(self.device, dtype=next(
-                        (p.dtype for p in self.model.parameters() if p.is_floating_point()),
-                        torch.float32))
-                logits, yb = self.model(xb), y[lo:lo + batch_size]
-                part = self.task.metric_sums(logits, yb)
-                for k, v in part.items():
-                    sums[k] = sums[k] + v if k in sums else v.to(torch.float64)
-                if named is not None:
-                    named.update(logits, yb)
-        self.model.train(was_training)
-        n = x.shape[0]
-        values = torch.stack(list(sums.values())).tolist()  # host sync: once per evaluation
-        out = {k: v / n for k, v in zip(sums, values, strict=True)}
-        if named is not None:
-            out.update(named.compute())
-        return out
-
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 1024) -> dict[str, float]:
-        """Mean loss and metrics on ``(x, y)`` in eval mode (dropout off, BN running stats)."""
-        x, y, n_outputs = self._prepare(x, y, "evaluate")
-        self._ensure_metric_sets(n_outputs)
-        return self._evaluate(x, y, batch_size)
-
-    def predict_proba(self, x: Any, *, batch_size: int = 1024) -> torch.Tensor:
-        """Probabilities (softmax / sigmoid; raw outputs for regression) on the CPU."""
-        x = self._as_tensor(x, "predict.x")
-        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()),
-                     torch.float32)
-        x = x.to(self.device, dtype=dtype)
-        was_training = self.model.training
-        self.model.eval()
-        outs = []
-        with torch.no_grad():
-            for lo in range(0, x.shape[0], batch_size):
-                outs.append(self.task.probabilities(self.model(x[lo:lo + batch_size])))
-        self.model.train(was_training)
-        return torch.cat(outs).cpu()  # host sync: the result goes back to the caller
-
-    def predict(self, x: Any, *, batch_size: int = 1024) -> torch.Tensor:
-        """Class indices (multiclass), 0/1 (binary, multilabel) or values (regression)."""
-        p = self.predict_proba(x, batch_size=batch_size)
-        if self.task.name == "multiclass":
-            return p.argmax(dim=-1)
-        if self.task.name in ("binary", "multilabel"):
-            return (p > 0.5).long()
-        return p
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: plain tensors and primitives.
-
-        Keys: ``format``, ``model`` (the uncompiled model's state_dict), ``optimizer``,
-        ``schedule``, ``callbacks`` (by stable key), ``rng`` (torch CPU/CUDA, NumPy, Python),
-        ``generator`` (shuffling) and ``epoch_generator`` (its state at the start of the
-        current epoch), ``batch_in_epoch``, ``sums``/``seen`` (the current epoch's metric
-        sums), ``step``, ``epoch``, ``epochs``, ``history``, ``status``, ``stop_training``.
-        """
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "model": {k: v.detach().clone() for k, v in _unwrap(self.model).state_dict().items()},
-            # A snapshot: torch's optimizer state_dict shares tensors updated in place.
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
-            "callbacks": self.callbacks.state_dict(),
-            "rng": get_rng_state(),
-            # under DDP, every worker's own random state (dropout masks), by rank
-            "rng_ranks": (distributed.all_gather_object(get_rng_state())
-                          if distributed.is_distributed() else None),
-            "precision": self.precision.state_dict(),
-            "generator": self.generator.get_state(),
-            "epoch_generator": self._epoch_gen_state,
-            "batch_in_epoch": self.batch_in_epoch,
-            "sums": {k: v.detach().cpu().clone() for k, v in self._sums.items()},
-            "seen": self._seen,
-            "step": self.step,
-            "epoch": self.epoch,
-            "epochs": self.epochs,
-            "history": self.history.to_list(),
-            "status": self.status,
-            "stop_training": self.stop_training,
-            "divergence": self.divergence,
-            "data": self._data,
-            "epoch_time": (time.perf_counter() - self._epoch_t0) if self.batch_in_epoch else 0.0,
-            "train_time": self.train_time,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the next ``fit`` continues where it stopped.
-
-        Raises:
-            CheckpointError: the state does not come from a trainwell Trainer or does not fit
-                this model.
-        """
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError("not a trainwell training checkpoint (format "
-                                  f"{state.get('format') if isinstance(state, dict) else None})")
-        try:
-            _unwrap(self.model).load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"the checkpoint does not fit this model/optimizer: {e}") from e
-        self.callbacks.load_state_dict(state["callbacks"])
-        self.generator.set_state(state["generator"])
-        self._epoch_gen_state = state["epoch_generator"]
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
-        self._seen = int(state["seen"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.epochs = int(state["epochs"])
-        self.history = History(state["history"])
-        self.status = state["status"]
-        self.stop_training = bool(state["stop_training"])
-        self.divergence = state.get("divergence")
-        self._data = state.get("data")
-        self._epoch_time_before = float(state.get("epoch_time") or 0.0)
-        self._train_time_before = float(state.get("train_time") or 0.0)
-        ranks = state.get("rng_ranks")
-        if ranks and len(ranks) == distributed.world_size():
-            set_rng_state(ranks[distributed.rank()])
-        else:
-            set_rng_state(state["rng"])
-        self.precision.load_state_dict(state.get("precision"))
-        self._pending = {"schedule": state["schedule"]}  # applied once fit builds the schedule
-        self._resumed = True
-
-    def _apply_pending(self) -> None:
-        sched = self._pending.get("schedule") if self._pending else None
-        if sched is not None and self.schedule is not None:
-            self.schedule.load_state_dict(sched)
-        self._pending = None
-
-    # ------------------------------------------------------------------ Ctrl-C and SIGTERM
-    def _install_sigint(self) -> dict[int, Any]:
-        self._interrupt = self._hard_interrupt = False
-        self.interrupt_signal = None
-        if threading.current_thread() is not threading.main_thread() \
-                or distributed.is_distributed():  # torchrun's launcher stops the workers
-            return {}
-
-        def handler(signum, frame):
-            if self._interrupt:  # a second signal: stop now
-                self._hard_interrupt = True
-                raise KeyboardInterrupt
-            self._interrupt = True  # finish the current step, then stop cleanly
-            self.interrupt_signal = signum
-
-        previous: dict[int, Any] = {}
-        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
-            if sig is None:
-                continue
-            try:
-                current = signal.getsignal(sig)
-                if current is signal.SIG_IGN or current is None:  # nohup, background jobs
-                    continue
-                previous[sig] = signal.signal(sig, handler)
-            except (ValueError, OSError):
-                pass
-        return previous
-
-    def _restore_sigint(self, previous: dict[int, Any]) -> None:
-        for sig, handler in (previous or {}).items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, OSError, TypeError):
-                pass
