@@ -93,3 +93,7 @@ def register(app: typer.Typer) -> None:
         for p in result.plots:
             console.print(f"plot: {p}")
         console.print(f"study: {result.storage}")
+        if result.interrupted:  # the finished trials are in the study; the best recipe too
+            console.print("interrupted: the finished trials are kept; run the same command "
+                          "again to add trials", markup=False, highlight=False)
+            raise typer.Exit(130)

@@ -47,6 +47,7 @@ from trainwell.studies.tune_space import (  # noqa: F401 - trainwell.tune keeps 
     require_optuna,
     suggest_overrides,
 )
+from trainwell.studies.tune_trials import fail_stale_trials, record_owner
 
 __all__ = ["ParamSpec", "TuneResult", "PruningCallback", "require_optuna", "parse_space",
            "load_space", "builtin_spaces", "suggest_overrides", "run_study", "best_trials_rows",
@@ -99,6 +100,7 @@ class TuneResult:
     rows: list[dict[str, Any]]
     plots: list[Path]
     notes: list[str]
+    interrupted: bool = False  # Ctrl-C/SIGTERM: the finished trials were kept
 
 
 def _needs_own_data(specs: Sequence[ParamSpec]) -> bool:
@@ -185,6 +187,8 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction,
                                 pruner=pruner, load_if_exists=True)
     _check_same_study(study, recipe, metric, direction, specs, loads_recipe, recipe_diff)
+    notes: list[str] = [f"trial {n} was left running by a process that is gone: marked failed"
+                        for n in fail_stale_trials(study)]
     done = len(study.trials)
     study.sampler = optuna.samplers.TPESampler(seed=seed + done)
     objective = _objective(recipe, specs, metric, direction, folder, quiet, shared)
@@ -198,6 +202,7 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
                                splits, study_name, storage, seed + done + 7919 * k, share,
                                timeout, prune)
                    for k, share in enumerate(shares[1:], start=1) if share]
+    interrupted = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -205,13 +210,15 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
                            catch=(TrainwellError,),
                            callbacks=[_progress(console, metric)] if console is not None
                            else None)
+        interrupted = objective.interrupted
         for f in futures or ():
             f.result()  # a worker's failure is this call's failure
+    except KeyboardInterrupt:  # between trials (a trial's own stop is handled in it)
+        interrupted = True
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
-    notes: list[str] = []
     best_path = None
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
@@ -236,7 +243,7 @@ def run_study(recipe: Any, space: str | Path | dict | Sequence[ParamSpec], *, n_
         indent=2, default=str), encoding="utf-8")
     return TuneResult(study=study, out_dir=folder, storage=storage, metric=metric,
                       direction=direction, best_recipe_path=best_path, rows=rows, plots=plots,
-                      notes=notes)
+                      notes=notes, interrupted=interrupted)
 
 
 def _objective(recipe: Any, specs: Sequence[ParamSpec], metric: str, direction: str,
@@ -255,10 +262,17 @@ def _objective(recipe: Any, specs: Sequence[ParamSpec], metric: str, direction: 
             trial.set_user_attr("error", str(exc))
             return math.nan
         cb = PruningCallback(trial, metric)
+        record_owner(trial)
         result = fit_recipe(r, out=folder / "trials", quiet=quiet, splits=shared,
-                            run_name=f"trial{trial.number:03d}", callbacks=[cb])
+                            run_name=f"trial{trial.number:03d}", callbacks=[cb],
+                            interrupt="return")
         trial.set_user_attr("run_dir", str(result.run_dir))
         trial.set_user_attr("status", str(result.summary.get("status", "")))
+        if result.summary.get("status") == "interrupted":  # Ctrl-C/SIGTERM: end the search
+            objective.interrupted = True
+            trial.study.stop()
+            trial.set_user_attr("error", "interrupted")
+            return math.nan
         if cb.pruned:
             raise optuna.TrialPruned()
         if not cb.values:
@@ -267,6 +281,7 @@ def _objective(recipe: Any, specs: Sequence[ParamSpec], metric: str, direction: 
             return math.nan
         return max(cb.values) if direction == "maximize" else min(cb.values)
 
+    objective.interrupted = False
     return objective
 
 
