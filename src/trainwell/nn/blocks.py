@@ -9,6 +9,7 @@ from torch import nn
 
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.nn.activations import ACTIVATIONS, make_activation
+from trainwell.nn.fold import _bn_affine
 from trainwell.nn.init import initialize_linear
 
 __all__ = ["BATCH_NORM_PLACES", "DROPOUT_KINDS", "make_dropout", "dense_block",
@@ -69,18 +70,9 @@ def dense_block(in_features: int, units: int, *, activation: str = "relu", init:
     linear = nn.Linear(in_features, units, bias=batch_norm != "before")
     initialize_linear(linear, init, init_distribution, activation)
     block.add_module("linear", linear)
-    # leaky_slope is leaky_relu's α only; elu and prelu keep their own defaults.
-    slope = leaky_slope if ACTIVATIONS.canonical(activation) == "leaky_relu" else None
-    act = make_activation(activation, alpha=slope, features=units)
-    bn = nn.BatchNorm1d(units, eps=bn_epsilon, momentum=round(1.0 - bn_momentum, 15))
-    if batch_norm == "before":
-        block.add_module("bn", bn)
-        block.add_module("act", act)
-    elif batch_norm == "after":
-        block.add_module("act", act)
-        block.add_module("bn", bn)
-    else:
-        block.add_module("act", act)
+    add_activation_and_bn(block, nn.BatchNorm1d, units, activation=activation,
+                          leaky_slope=leaky_slope, batch_norm=batch_norm,
+                          bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
     if dropout > 0:
         block.add_module("dropout", make_dropout(dropout, dropout_kind))
     return block
@@ -108,16 +100,6 @@ def _without_identities(model: nn.Sequential) -> nn.Sequential:
                 delattr(block, name)
     return model
 
-
-def _bn_affine(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """(s, t) with bn(z) = z·s + t at eval: s = γ/√(σ²+ε), t = β − μ·s."""
-    s = bn.running_var.add(bn.eps).rsqrt()
-    if bn.weight is not None:
-        s = s * bn.weight
-    t = -bn.running_mean * s
-    if bn.bias is not None:
-        t = t + bn.bias
-    return s, t
 
 
 def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
@@ -188,3 +170,22 @@ def fold_batch_norm(model: nn.Sequential) -> nn.Sequential:
             del block.bn
     folded.trainwell_config = dict(config, batch_norm="none", input_batch_norm=False)
     return folded.eval()
+
+
+def add_activation_and_bn(block: nn.Sequential, bn_class: type, features: int, *,
+                          activation: str, leaky_slope: float, batch_norm: str,
+                          bn_momentum: float, bn_epsilon: float) -> None:
+    """Append ``act`` and, when asked, ``bn`` (before or after it) to a dense or conv block.
+
+    The recipe's BN momentum is Keras's (running ← running·m + batch·(1−m)); torch's is 1 − m.
+    """
+    # leaky_slope is leaky_relu's α only; elu and prelu keep their own defaults.
+    slope = leaky_slope if ACTIVATIONS.canonical(activation) == "leaky_relu" else None
+    act = make_activation(activation, alpha=slope, features=features)
+    if batch_norm not in ("before", "after"):
+        block.add_module("act", act)
+        return
+    bn = bn_class(features, eps=bn_epsilon, momentum=round(1.0 - bn_momentum, 15))
+    for name, module in (("bn", bn), ("act", act)) if batch_norm == "before" else \
+            (("act", act), ("bn", bn)):
+        block.add_module(name, module)

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from trainwell.errors import ConfigError
-from trainwell.nn.activations import ACTIVATIONS, make_activation
+from trainwell.nn.blocks import add_activation_and_bn
 from trainwell.nn.init import initialize_linear
 
 __all__ = ["CONV_LAYERS", "POOLS", "parse_conv", "conv_block", "build_cnn_layers"]
@@ -88,17 +88,9 @@ def conv_block(in_channels: int, filters: int, kernel: int, stride: int = 1, *,
                      bias=batch_norm != "before")
     initialize_linear(conv, init, init_distribution, activation)  # works on any kernel shape
     block.add_module("conv", conv)
-    slope = leaky_slope if ACTIVATIONS.canonical(activation) == "leaky_relu" else None
-    act = make_activation(activation, alpha=slope, features=filters)
-    bn = nn.BatchNorm2d(filters, eps=bn_epsilon, momentum=round(1.0 - bn_momentum, 15))
-    if batch_norm == "before":
-        block.add_module("bn", bn)
-        block.add_module("act", act)
-    elif batch_norm == "after":
-        block.add_module("act", act)
-        block.add_module("bn", bn)
-    else:
-        block.add_module("act", act)
+    add_activation_and_bn(block, nn.BatchNorm2d, filters, activation=activation,
+                          leaky_slope=leaky_slope, batch_norm=batch_norm,
+                          bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
     return block
 
 

@@ -21,6 +21,7 @@ _BN = nn.modules.batchnorm._BatchNorm
 
 
 def _bn_affine(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, t) with bn(z) = z·s + t at eval: s = γ/√(σ²+ε), t = β − μ·s."""
     s = bn.running_var.add(bn.eps).rsqrt()
     if bn.weight is not None:
         s = s * bn.weight
