@@ -4,11 +4,11 @@ A :class:`StreamedPart` stands where a features tensor stands in
 :class:`~trainwell.data.Splits` (``len``, ``shape``, slicing and index tensors give float32
 tensors, scaled and standardized like the in-memory path); targets stay in memory (small).
 
-:class:`StreamingBatches` is the training batch source: the same interface as the in-memory
-:class:`~trainwell.train.batches.BatchIterator` (``len``, ``permutation()``,
-``batch(perm, i)``, ``epoch(start)``) and the same permutation from the same generator, so
-batch *i* of an epoch holds the same samples in the same order as in memory, and a resumed
-run continues mid-epoch exactly. A ``torch.utils.data.DataLoader`` (worker processes,
+:class:`StreamingBatches` is the training batch source. Like the in-memory
+:class:`~trainwell.train.batches.BatchIterator` it is a :class:`~trainwell.data.order.BatchOrder`
+(``len``, ``permutation()``, ``batch(perm, i)``, ``epoch(start)``: one order, shard and resume
+code for both), so batch *i* of an epoch holds the same samples in the same order as in
+memory, and a resumed run continues mid-epoch exactly. A ``torch.utils.data.DataLoader`` (worker processes,
 pinned memory on CUDA) reads the batches ahead.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from trainwell.data.order import BatchOrder
 from trainwell.data.sources import ArraySource
 from trainwell.errors import DataError
 
@@ -139,24 +140,22 @@ class StreamedPart:
 class _BatchReads(Dataset):
     """Item j = batch ``start + j`` of one epoch's order (the DataLoader batches nothing)."""
 
-    def __init__(self, part: StreamedPart, order: np.ndarray, batch_size: int, start: int,
-                 n_batches: int, rank: int = 0, world_size: int = 1):
-        self.part, self.order, self.batch_size = part, order, batch_size
-        self.start, self.n_batches = start, n_batches
-        self.rank, self.world_size = rank, world_size   # DDP: this worker's shard
+    def __init__(self, part: StreamedPart, order: np.ndarray, shards: list[slice], start: int):
+        # the shards are plain slices (picklable for worker processes), one per batch to read
+        self.part, self.order, self.shards, self.start = part, order, shards, start
 
     def __len__(self) -> int:
-        return self.n_batches - self.start
+        return len(self.shards)
 
     def __getitem__(self, j: int) -> tuple[int, torch.Tensor]:
-        i = self.start + j
-        lo = i * self.batch_size
-        hi = min(lo + self.batch_size, len(self.order))
-        return i, self.part.read(self.order[lo + self.rank:hi:self.world_size])
+        return self.start + j, self.part.read(self.order[self.shards[j]])
 
 
-class StreamingBatches:
+class StreamingBatches(BatchOrder):
     """Training batches read from disk, in the in-memory iterator's order.
+
+    The order, drop-last and the DDP shards are :class:`~trainwell.data.order.BatchOrder`'s,
+    the same class the in-memory :class:`~trainwell.train.batches.BatchIterator` is.
 
     Args:
         x: the training features (:class:`StreamedPart`).
@@ -172,41 +171,20 @@ class StreamingBatches:
                  shuffle: bool = True, generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu", workers: int = 0, seed: int = 0,
                  rank: int = 0, world_size: int = 1, drop_last: bool = False):
-        if len(x) != y.shape[0]:
-            raise ValueError(f"x has {len(x)} samples but y has {y.shape[0]}")
+        self.check_pair(len(x), y.shape[0])
+        # the order stays on the CPU: it indexes the files
+        super().__init__(len(x), batch_size=batch_size, shuffle=shuffle, seed=seed,
+                         generator=generator, rank=rank, world_size=world_size,
+                         drop_last=drop_last)
         self.x, self.y = x, y
-        self.n = len(x)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.generator = generator if generator is not None else torch.Generator()
-        if generator is None:
-            self.generator.manual_seed(seed)
         self.device = torch.device(device)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.drop_last = bool(drop_last)
         self.workers = int(workers)
         self._iter: Iterator[Any] | None = None
         self._key: tuple[int, int] | None = None   # (id of the epoch's order, next batch)
 
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.n // self.batch_size
-        return -(-self.n // self.batch_size)
-
-    def permutation(self) -> torch.Tensor | None:
-        """The next epoch's order: the same draw as the in-memory iterator."""
-        if not self.shuffle:
-            return None
-        return torch.randperm(self.n, generator=self.generator)
-
-    def global_size(self, i: int) -> int:
-        """Samples in global batch ``i`` (all DDP workers together)."""
-        return min(self.batch_size, self.n - i * self.batch_size)
-
     def _start(self, perm: torch.Tensor | None, i: int) -> None:
         order = np.arange(self.n) if perm is None else perm.numpy()
-        reads = _BatchReads(self.x, order, self.batch_size, i, len(self), self.rank,
-                            self.world_size)
+        reads = _BatchReads(self.x, order, [self.shard(k) for k in range(i, len(self))], i)
         pin = self.device.type == "cuda"
         # its own generator: a DataLoader otherwise draws its base seed from the global RNG,
         # which would shift every dropout mask against the in-memory path
@@ -223,14 +201,5 @@ class StreamingBatches:
             self._start(perm, i)
         got, xb = next(self._iter)
         self._key = (id(perm), i + 1)
-        lo = i * self.batch_size
-        hi, r, w = min(lo + self.batch_size, self.n), self.rank, self.world_size
-        idx = torch.arange(lo + r, hi, w) if perm is None else perm[lo + r:hi:w]
-        yb = self.y.index_select(0, idx.to(self.y.device))
+        yb = self.y.index_select(0, self.indices(perm, i).to(self.y.device))
         return xb.to(self.device, non_blocking=True), yb
-
-    def epoch(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of batches (from batch ``start``)."""
-        perm = self.permutation()
-        for i in range(start, len(self)):
-            yield self.batch(perm, i)
