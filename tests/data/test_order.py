@@ -50,3 +50,20 @@ def test_shards_of_an_uneven_last_batch_cover_it_once():
         assert sorted(sum(parts, [])) == sorted(whole.indices(ref, i).tolist())
         assert sum(map(len, parts)) == whole.global_size(i)
     assert [whole.global_size(i) for i in range(len(whole))] == [4, 4, 3]
+
+
+def test_augmented_shards_are_not_sharded_again():
+    # the Trainer shards a source's batches itself only when the source does not say it
+    # already did (its world_size); an augmented source must pass its sharding on
+    from trainwell.data.augment import Augment, AugmentedBatches
+
+    x, y = torch.randn(20, 4, 4), torch.arange(20)
+    aug = Augment(flip=True, seed=0, input_shape=(4, 4))
+    parts = [AugmentedBatches(BatchIterator(x, y, batch_size=8, seed=2, rank=r, world_size=2),
+                              aug) for r in (0, 1)]
+    assert [p.world_size for p in parts] == [2, 2]
+    assert [parts[0].global_size(i) for i in range(len(parts[0]))] == [8, 8, 4]
+    ys = [[yb for _, yb in p.epoch()] for p in parts]
+    for a, b in zip(*ys, strict=True):
+        assert len(a) == len(b) and not set(a.tolist()) & set(b.tolist())
+    assert sorted(torch.cat(ys[0] + ys[1]).tolist()) == list(range(20))

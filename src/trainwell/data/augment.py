@@ -95,6 +95,14 @@ class AugmentedBatches:
     def __len__(self) -> int:
         return len(self.source)
 
+    @property
+    def world_size(self) -> int:
+        """The source's DDP sharding: its batches are already this worker's shard."""
+        return getattr(self.source, "world_size", 1)
+
+    def global_size(self, i: int) -> int:
+        return self.source.global_size(i)
+
     def permutation(self) -> torch.Tensor | None:
         perm = self.source.permutation()
         self._epochs += 1

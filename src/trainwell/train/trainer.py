@@ -379,7 +379,7 @@ class Trainer(InputsMixin, PhasesMixin, EvaluationMixin, StateMixin):
         batch_start, batch_end = cbs.batch_start, cbs.batch_end
         extra_sums = self.task.extra_sums
         world = distributed.world_size()
-        # a batch source that does not shard itself (streamed data): take this worker's part
+        # a batch source that does not shard itself (no world_size of N): take this worker's part
         shard_here = world > 1 and getattr(batches, "world_size", 1) != world
         named = self._metric_sets[0] if self._metric_sets else None
         for i in range(self.batch_in_epoch, len(batches)):
