@@ -8,11 +8,10 @@ as the uninterrupted one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 
 from trainwell.checks import RANGES
+from trainwell.data.order import BatchSource
 from trainwell.errors import ConfigError
 
 __all__ = ["Augment", "AugmentedBatches", "flip", "pad_crop"]
@@ -79,7 +78,7 @@ class Augment:
         return x
 
 
-class AugmentedBatches:
+class AugmentedBatches(BatchSource):
     """A batch source whose training batches go through an :class:`Augment` on the device.
 
     Same interface as the source it wraps (``len``, ``permutation()``, ``batch(perm, i)``,
@@ -116,8 +115,3 @@ class AugmentedBatches:
     def batch(self, perm: torch.Tensor | None, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         xb, yb = self.source.batch(perm, i)
         return self.augment(xb, self._epoch_key * 100_003 + i), yb
-
-    def epoch(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        perm = self.permutation()
-        for i in range(start, len(self)):
-            yield self.batch(perm, i)

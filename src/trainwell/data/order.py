@@ -15,10 +15,29 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["BatchOrder"]
+__all__ = ["BatchOrder", "BatchSource"]
 
 
-class BatchOrder:
+class BatchSource:
+    """What the Trainer iterates: ``len``, ``permutation()``, ``batch(perm, i)``, ``epoch``."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def permutation(self) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def batch(self, perm: torch.Tensor | None, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def epoch(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of batches, from batch ``start`` (a run resumed mid-epoch)."""
+        perm = self.permutation()
+        for i in range(start, len(self)):
+            yield self.batch(perm, i)
+
+
+class BatchOrder(BatchSource):
     """The order and sharding of an epoch's batches over ``n`` samples.
 
     Args:
@@ -84,12 +103,3 @@ class BatchOrder:
         if perm is None:
             return torch.arange(s.start, s.stop, s.step, device=self.order_device)
         return perm[s]
-
-    def batch(self, perm: torch.Tensor | None, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-    def epoch(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of batches, from batch ``start`` (a run resumed mid-epoch)."""
-        perm = self.permutation()
-        for i in range(start, len(self)):
-            yield self.batch(perm, i)
