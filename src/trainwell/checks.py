@@ -174,6 +174,7 @@ RANGES: dict[str, Range] = {
     "train.checkpoint_every_epochs": COUNT_OR_ZERO,
     "train.checkpoint_every_steps": COUNT_OR_ZERO,
     "train.diagnose_every": COUNT,
+    "train.label_smoothing": RATE,
 }
 
 

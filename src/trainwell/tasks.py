@@ -23,15 +23,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
+from trainwell.checks import check_field
 from trainwell.errors import ConfigError, DataError
 from trainwell.registry import Registry
 
-__all__ = ["TASKS", "Task", "get_task", "task_with_loss"]
+__all__ = ["TASKS", "Task", "get_task", "task_with_loss", "check_label_smoothing"]
 
 TASKS = Registry("task")
 
@@ -61,6 +62,10 @@ class Task:
         metrics: names of the metrics :meth:`metric_sums` returns besides ``loss``.
         target_dtype: the dtype targets are converted to.
         delta: the Huber threshold δ (1.0, as in Keras and PyTorch).
+        label_smoothing: ε of label smoothing (cross_entropy and bce only; 0 = off): the
+            targets become (1 − ε)·one-hot + ε/K (K classes; K = 2 for bce), as Keras'
+            ``label_smoothing`` and torch's ``cross_entropy(label_smoothing=ε)``. Every loss
+            this task reports (training, validation, test) is the smoothed one, as in Keras.
     """
 
     name: str
@@ -68,14 +73,22 @@ class Task:
     metrics: tuple[str, ...]
     target_dtype: torch.dtype
     delta: float = 1.0
+    label_smoothing: float = 0.0
+
+    def _soft(self, target: Tensor) -> Tensor:
+        # bce: 0/1 targets pulled towards 1/2 by ε (Keras' binary label smoothing).
+        ls = self.label_smoothing
+        return target * (1.0 - ls) + 0.5 * ls if ls else target
 
     # -- losses -------------------------------------------------------------------------------
     def _elementwise(self, logits: Tensor, target: Tensor) -> Tensor:
         if self.loss_name == "cross_entropy":
-            return F.cross_entropy(logits, target, reduction="none")
+            return F.cross_entropy(logits, target, reduction="none",
+                                   label_smoothing=self.label_smoothing)
         logits = _align(logits, target)
         if self.loss_name == "bce":
-            return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            return F.binary_cross_entropy_with_logits(logits, self._soft(target),
+                                                      reduction="none")
         if self.loss_name == "mse":
             return F.mse_loss(logits, target, reduction="none")
         return F.huber_loss(logits, target, reduction="none", delta=self.delta)
@@ -83,10 +96,10 @@ class Task:
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """The mean loss over the batch (and over the outputs), a scalar tensor."""
         if self.loss_name == "cross_entropy":
-            return F.cross_entropy(logits, target)
+            return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         logits = _align(logits, target)
         if self.loss_name == "bce":
-            return F.binary_cross_entropy_with_logits(logits, target)
+            return F.binary_cross_entropy_with_logits(logits, self._soft(target))
         if self.loss_name == "mse":
             return F.mse_loss(logits, target)
         return F.huber_loss(logits, target, delta=self.delta)
@@ -197,13 +210,14 @@ _LOSS_ALIASES = {"crossentropy": "cross_entropy", "categorical_crossentropy": "c
 
 
 def _factory(name: str, metrics: tuple[str, ...], dtype: torch.dtype) -> Callable[..., Task]:
-    def make(loss: str | None = None) -> Task:
+    def make(loss: str | None = None, label_smoothing: float = 0.0) -> Task:
         default, accepted = _LOSSES[name]
         key = default if loss is None else str(loss).strip().lower().replace("-", "_")
         key = _LOSS_ALIASES.get(key, key)
         if key not in accepted:
             raise ConfigError("model.loss", loss, list(accepted))
-        return Task(name, key, metrics, dtype)
+        ls = check_label_smoothing(label_smoothing, key)
+        return Task(name, key, metrics, dtype, label_smoothing=ls)
 
     return make
 
@@ -221,24 +235,44 @@ TASKS.register("regression", _factory("regression", ("mae",), torch.float32),
                n_outputs="n_targets")
 
 
-def get_task(name: str = "multiclass", loss: str | None = None) -> Task:
+def check_label_smoothing(value: float, loss: str) -> float:
+    """``value`` when it is a valid ε for ``loss`` (a number in [0, 1); > 0 only with
+    cross_entropy or bce), else one :class:`ConfigError` naming ``train.label_smoothing``."""
+    ls = check_field("train.label_smoothing", value)
+    if ls and loss not in ("cross_entropy", "bce"):
+        raise ConfigError("train.label_smoothing", value,
+                          f"0 with the {loss} loss (label smoothing is for the classification "
+                          "losses cross_entropy and bce)")
+    return ls
+
+
+def get_task(name: str = "multiclass", loss: str | None = None,
+             label_smoothing: float = 0.0) -> Task:
     """The :class:`Task` called ``name`` with its default loss or ``loss``.
 
     Args:
-        name: one of ``TASKS.names()``.
+        name: one of ``TASKS.names()`` (or a Task: returned as it is, or with
+            ``label_smoothing`` when that is not 0).
         loss: ``None`` (the task's default) or an accepted loss: ``cross_entropy``
             (multiclass), ``bce`` (binary, multilabel), ``mse`` / ``huber`` (regression).
+        label_smoothing: ε in [0, 1) for cross_entropy or bce (see :class:`Task`).
 
     Raises:
-        ConfigError: unknown task (field ``model.task``) or loss (field ``model.loss``).
+        ConfigError: unknown task (field ``model.task``), loss (field ``model.loss``), or a
+            label smoothing out of range or with a regression loss (``train.label_smoothing``).
 
     Example:
         >>> get_task("regression", loss="huber").loss_name
         'huber'
+        >>> get_task("multiclass", label_smoothing=0.1).label_smoothing
+        0.1
     """
     if isinstance(name, Task):
-        return name
-    return TASKS.get(name, field="model.task").obj(loss)
+        if not label_smoothing:
+            return name
+        return replace(name, label_smoothing=check_label_smoothing(label_smoothing,
+                                                                   name.loss_name))
+    return TASKS.get(name, field="model.task").obj(loss, label_smoothing)
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,7 @@ class TrainSection(_Section):
     mlflow: bool = Field(False, description="log the finished run to MLflow: the recipe as parameters, per-epoch and final metrics, report, summary and model as artifacts; needs trainwell[mlflow]")
     mlflow_uri: str = Field("", description="MLflow tracking URI or folder; empty = a local `mlruns/` folder in the working directory")
     metrics: Annotated[list[str], AfterValidator(check_metric_names)] = Field(default_factory=list, description="more metrics every epoch, on training and validation data (computed on the device): `f1`, `precision`, `recall`, `auc`, `top_5` (any `top_N`; multiclass) for classification, `mse`, `rmse`, `r2` for regression")
+    label_smoothing: float = Field(0.0, **_bounds("train.label_smoothing"), description="ε of label smoothing for cross_entropy and bce: targets (1 − ε)·one-hot + ε/K, as Keras' `label_smoothing` (0 = off); the reported losses are the smoothed ones")
     class_weight: Annotated[str | list[float] | dict[str, float], AfterValidator(
         lambda v: check_class_weight_spec(v, "train.class_weight"))] = Field("none", description="`none`, `balanced` (class c weighs n / (n_classes · n_c)), one weight per class `[1.0, 3.0]` or `{\"1\" = 3.0}`; multiplies each sample's loss (multiclass, binary)")
 
@@ -310,6 +311,15 @@ class Recipe(BaseModel):
         if re.fullmatch(r"[A-Za-z0-9_.\-]+", value) is None or value.startswith("."):
             raise ConfigError("name", value, "letters, digits, '-', '_' or '.' (no spaces)")
         return value
+
+    @model_validator(mode="after")
+    def _label_smoothing(self) -> Recipe:
+        # A regression loss named in the recipe: refuse before any data is read.
+        ls, m = self.train.label_smoothing, self.model
+        if ls and (m.loss in ("mse", "huber") or m.task == "regression"):
+            raise ConfigError("train.label_smoothing", ls, "0 with a regression loss (label "
+                              "smoothing is for the classification losses cross_entropy, bce)")
+        return self
 
     def to_toml(self) -> str:
         """The recipe as TOML text (``None`` fields are omitted; loading restores them)."""

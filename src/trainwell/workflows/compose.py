@@ -99,6 +99,17 @@ def resolved_task(recipe: Recipe, splits: Any) -> str:
     return splits.task if recipe.model.task == "auto" else recipe.model.task
 
 
+def _task(recipe: Recipe, splits: Any) -> Any:
+    """The task's name, or its Task with the recipe's label smoothing when that is on."""
+    name = resolved_task(recipe, splits)
+    if not recipe.train.label_smoothing:
+        return name
+    from trainwell.tasks import get_task
+
+    return get_task(name, None if recipe.model.loss == "auto" else recipe.model.loss,
+                    label_smoothing=recipe.train.label_smoothing)
+
+
 def model_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
     """Keyword arguments of :func:`trainwell.nn.build_model` for this recipe and data
     (after :func:`splits_for_task`: a binary task on 2-class data has one output)."""
@@ -152,7 +163,7 @@ def trainer_kwargs(recipe: Recipe, splits: Any) -> dict[str, Any]:
                           "`trainwell compare` do), or set a number")
     o, s, r, t = recipe.optimizer, recipe.schedule, recipe.regularization, recipe.train
     return dict(
-        task=resolved_task(recipe, splits),
+        task=_task(recipe, splits),
         loss=None if recipe.model.loss == "auto" else recipe.model.loss,
         optimizer=o.name, lr=o.lr,
         optimizer_params=dict(momentum=o.momentum, beta_1=o.beta_1, beta_2=o.beta_2, rho=o.rho,
