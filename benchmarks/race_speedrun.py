@@ -1,22 +1,27 @@
-"""Time-to-accuracy race on Fashion-MNIST: `trainwell fit speedrun` vs a hand-written PyTorch loop.
+"""Time-to-accuracy race on Fashion-MNIST: `trainwell fit speedrun` vs a hand-written PyTorch
+loop vs Keras 3 (JAX), each over several random seeds.
 
-Both contestants train the same network and schedule (784 → 512 BN-ReLU → 10, He init, AdamW
-lr 0.005 / weight decay 0.05, batch 512, trainwell's 1cycle over 6 epochs with β1 cycled like
-the momentum, all 60,000 training images) and stop at the final test metric. Each run is a fresh
-process, timed from its start to its exit (data loading, and for trainwell the run directory it
-writes, included), one contestant after the other for each seed. A Keras (JAX) contestant is
-not written yet. Prints a table (each seed's test accuracy and seconds, mean) and
-saves ``benchmarks/results/race_speedrun.{json,png}``.
+Every contestant trains the recipe's network and schedule (read from ``speedrun.toml`` by
+``contestants/speedrun_setup.py``: the same layers, He init, batch norm, AdamW, 1cycle rate and
+β1, label smoothing, precision, batch size, all 60,000 training images) and stops at the final
+test metric. Each run is a fresh process, timed from its start to its exit: importing the
+framework, loading the data, compiling and, for trainwell, the run directory it writes (model,
+summary, plots, report.html) are included. For each seed the three run one after the other, in
+an order that rotates from seed to seed, all with the same thread count (``--threads``:
+OMP/MKL threads for torch, XLA's thread pool for JAX). Prints a table (each seed's test
+accuracy and seconds, mean ± std, CPU seconds, × the fastest) and saves
+``benchmarks/results/race_speedrun.{json,png}``.
 
-    TRAINWELL_DATA=/path/to/data OMP_NUM_THREADS=1 python benchmarks/race_speedrun.py --seeds 0,1,2,3,4
+    TRAINWELL_DATA=/path/to/data python benchmarks/race_speedrun.py --seeds 0,1,2,3,4 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
+import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,139 +31,127 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-EPOCHS, BATCH, LR, WD, HIDDEN = 6, 512, 0.005, 0.05, 512
+ROOT = HERE.parent
+CONTESTANTS = ("trainwell fit speedrun", "hand-written PyTorch loop", "Keras 3 (JAX)")
 
 
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+def _env(threads: int) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               KERAS_BACKEND="jax", PYTHONPATH=str(ROOT / "src"))
+    if threads == 1:  # XLA's CPU thread pool (it ignores OMP_NUM_THREADS)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                            " intra_op_parallelism_threads=1").strip()
+    return env
 
 
-def _fashion(root: Path):
-    d = root / "fashion-mnist"
-    x = _idx(d / "train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32)
-    y = _idx(d / "train-labels-idx1-ubyte.gz").astype(np.int64)
-    xt = _idx(d / "t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32)
-    yt = _idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
-    mean, std = x.mean(0), x.std(0)
-    std[std == 0] = 1.0
-    return (x - mean) / std, y, (xt - mean) / std, yt
-
-
-def _onecycle(step: int, total: int) -> tuple[float, float]:
-    """trainwell's 1cycle defaults: lr max/10 → max (45 %) → max/10 (45 %) → max/1000; β1 mirrors."""
-    t1, t2 = 0.45 * total, 0.9 * total
-    lo, hi = LR / 10, LR
-    if step < t1:
-        f = step / t1
-        return lo + (hi - lo) * f, 0.95 - 0.10 * f
-    if step < t2:
-        f = (step - t1) / (t2 - t1)
-        return hi + (lo - hi) * f, 0.85 + 0.10 * f
-    f = min(1.0, (step - t2) / (total - t2))
-    return lo + (LR / 1000 - lo) * f, 0.95
-
-
-def torch_loop(seed: int) -> float:
-    """The hand-written contestant: returns the test accuracy."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    x, y, xt, yt = (torch.from_numpy(a) for a in _fashion(Path(os.environ["TRAINWELL_DATA"])))
-    model = nn.Sequential(nn.Linear(784, HIDDEN), nn.BatchNorm1d(HIDDEN, momentum=0.01),
-                          nn.ReLU(), nn.Linear(HIDDEN, 10))
-    for m in model:
-        if isinstance(m, nn.Linear):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD, foreach=True)
-    steps = (len(x) + BATCH - 1) // BATCH
-    total, step = EPOCHS * steps, 0
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(EPOCHS):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(steps):
-            idx = perm[i * BATCH:(i + 1) * BATCH]
-            lr, beta1 = _onecycle(step, total)
-            for group in opt.param_groups:
-                group["lr"], group["betas"] = lr, (beta1, group["betas"][1])
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-    model.eval()
-    with torch.no_grad():
-        return float((model(xt).argmax(1) == yt).float().mean())  # host sync: the final metric
-
-
-def _timed(cmd: list[str]) -> tuple[float, str]:
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds from process start to exit, CPU seconds (user + system) and stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - started, out
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
 
 
-def race(seeds: list[int]) -> list[dict]:
-    rows = []
-    for seed in seeds:
+def run_one(name: str, seed: int, env: dict[str, str]) -> dict:
+    """One contestant, one seed, in a fresh process."""
+    if name == CONTESTANTS[0]:
         with tempfile.TemporaryDirectory() as tmp:
-            secs, _ = _timed([sys.executable, "-m", "trainwell", "fit", "speedrun", "--seed",
-                              str(seed), "--quiet", "--out", tmp])
+            wall, cpu, _ = _timed([sys.executable, "-m", "trainwell", "fit", "speedrun",
+                                   "--seed", str(seed), "--quiet", "--out", tmp], env)
             summary = json.loads(next(Path(tmp).glob("*/summary.json")).read_text())
-            rows.append({"contestant": "trainwell speedrun", "seed": seed, "seconds": secs,
-                         "test_accuracy": summary["metrics"]["final"]["test_accuracy"]})
-        secs, out = _timed([sys.executable, __file__, "--torch-loop", str(seed)])
-        rows.append({"contestant": "hand-written PyTorch loop", "seed": seed, "seconds": secs,
-                      "test_accuracy": float(out.strip().splitlines()[-1])})
-        print(rows[-2], rows[-1], flush=True)
+        acc = summary["metrics"]["final"]["test_accuracy"]
+        train = summary["total_time"]
+    else:
+        script = "speedrun_torch.py" if name == CONTESTANTS[1] else "speedrun_keras.py"
+        wall, cpu, out = _timed([sys.executable, str(HERE / "contestants" / script),
+                                 str(seed)], env)
+        result = json.loads(out.strip().splitlines()[-1])
+        acc, train = result["test_accuracy"], result["train_seconds"]
+    return {"contestant": name, "seed": seed, "seconds": wall, "cpu_seconds": cpu,
+            "train_seconds": train, "test_accuracy": float(acc)}
+
+
+def race(seeds: list[int], threads: int, names: tuple[str, ...] = CONTESTANTS) -> list[dict]:
+    env = _env(threads)
+    rows = []
+    for i, seed in enumerate(seeds):
+        order = names[i % len(names):] + names[:i % len(names)]  # no one always goes first
+        for name in order:
+            row = run_one(name, seed, env)
+            rows.append(row)
+            print(f"seed {seed}  {name:<26} acc {row['test_accuracy']:.4f}  "
+                  f"{row['seconds']:6.1f} s wall  {row['cpu_seconds']:6.1f} s CPU  "
+                  f"{row['train_seconds']:6.1f} s training", flush=True)
     return rows
 
 
-def report(rows: list[dict]) -> None:
+def table(rows: list[dict]) -> str:
     names = list(dict.fromkeys(r["contestant"] for r in rows))
-    print("| contestant | seeds | test accuracy (each) | mean acc | mean s | × fastest |")
-    print("|---|---|---|---:|---:|---:|")
-    means = {n: np.mean([r["seconds"] for r in rows if r["contestant"] == n]) for n in names}
-    best = min(means.values())
-    for n in names:
-        rs = [r for r in rows if r["contestant"] == n]
-        accs = ", ".join(f"{r['test_accuracy']:.4f}" for r in rs)
-        print(f"| {n} | {len(rs)} | {accs} | {np.mean([r['test_accuracy'] for r in rs]):.4f} "
-              f"| {means[n]:.1f} | {means[n] / best:.2f} |")
+    by = {n: sorted((r for r in rows if r["contestant"] == n), key=lambda r: r["seed"])
+          for n in names}
+    mean = {n: float(np.mean([r["seconds"] for r in by[n]])) for n in names}
+    best = min(mean.values())
+    seeds = ", ".join(str(r["seed"]) for r in by[names[0]])
+    lines = [f"| contestant | test accuracy, seeds {seeds} | mean ± std | seconds, each | "
+             "mean ± std | CPU s | training s | × fastest |",
+             "|---|---|---:|---|---:|---:|---:|---:|"]
+    for n in sorted(names, key=mean.get):
+        acc = [r["test_accuracy"] for r in by[n]]
+        sec = [r["seconds"] for r in by[n]]
+        lines.append(
+            f"| {n} | {', '.join(f'{a:.4f}' for a in acc)} | {np.mean(acc):.4f} ± "
+            f"{np.std(acc):.4f} | {', '.join(f'{s:.1f}' for s in sec)} | {np.mean(sec):.1f} ± "
+            f"{np.std(sec):.1f} | {np.mean([r['cpu_seconds'] for r in by[n]]):.1f} | "
+            f"{np.mean([r['train_seconds'] for r in by[n]]):.1f} | {mean[n] / best:.2f} |")
+    return "\n".join(lines)
+
+
+def save(rows: list[dict], meta: dict) -> Path:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "race_speedrun.json").write_text(json.dumps(rows, indent=1))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for n in names:
+    (out / "race_speedrun.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for n in dict.fromkeys(r["contestant"] for r in rows):
         rs = [r for r in rows if r["contestant"] == n]
         ax.scatter([r["seconds"] for r in rs], [r["test_accuracy"] for r in rs], label=n)
     ax.axhline(0.90, color="gray", lw=0.8, ls="--")
-    ax.set_xlabel("seconds from command to test metric")
+    ax.set_xlabel("seconds from command to final test metric")
     ax.set_ylabel("test accuracy")
-    ax.legend()
+    ax.set_title(f"Fashion-MNIST speedrun race, {meta['threads']} thread(s)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "race_speedrun.png", dpi=120)
+    return out / "race_speedrun.png"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--torch-loop", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads of every contestant (torch OMP/MKL, XLA's pool); default 1")
+    p.add_argument("--only", default="", help="comma-separated contestant numbers (1 = "
+                   "trainwell, 2 = PyTorch loop, 3 = Keras), default all")
     a = p.parse_args()
-    if a.torch_loop is not None:
-        print(torch_loop(a.torch_loop))
-        return
-    report(race([int(s) for s in a.seeds.split(",")]))
+    if "TRAINWELL_DATA" not in os.environ:
+        raise SystemExit("set TRAINWELL_DATA to the folder holding fashion-mnist/")
+    names = tuple(CONTESTANTS[int(i) - 1] for i in a.only.split(",")) if a.only else CONTESTANTS
+    meta = {"threads": a.threads, "cpus": os.cpu_count(), "machine": platform.platform(),
+            "load_before": os.getloadavg(), "command": " ".join(sys.argv)}
+    rows = race([int(s) for s in a.seeds.split(",")], a.threads, names)
+    meta["load_after"] = os.getloadavg()
+    print(table(rows))
+    print(f"threads {a.threads}, {meta['cpus']} CPUs, load average before "
+          f"{meta['load_before'][0]:.1f}, after {meta['load_after'][0]:.1f}")
+    print(f"plot: {save(rows, meta)}")
 
 
 if __name__ == "__main__":
