@@ -37,7 +37,7 @@ def main(seed: int) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            eps=1e-7, foreach=True)
+                            eps=1e-7, fused=True)
     bf16 = cfg.precision == "bf16"
     n, batch = len(x), cfg.batch_size
     steps = -(-n // batch)
