@@ -102,6 +102,8 @@ def initialize_linear(layer: nn.Linear, init: str = "auto", distribution: str = 
     receptive = w[0][0].numel() if w.dim() > 2 else 1     # conv kernels: k·k
     fan_out, fan_in = w.shape[0] * receptive, w[0].numel()
     std = math.sqrt(init_variance(name, fan_in, fan_out))
+    if w.is_meta:  # shapes only (the memory check): no values to draw
+        return layer
     with torch.no_grad():
         if distribution == "uniform":
             bound = math.sqrt(3.0) * std

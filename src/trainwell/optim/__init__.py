@@ -1,5 +1,6 @@
 """Optimizers, learning-rate schedules, gradient clipping and ℓ1/ℓ2 kernel penalties."""
 
+from trainwell.lazy_dynamo import defer_dynamo_import
 from trainwell.optim.clipping import clip_gradients
 from trainwell.optim.optimizers import HYPERPARAMETERS, OPTIMIZERS, OptimInfo, make_optimizer
 from trainwell.optim.penalties import kernel_parameters, kernel_penalty
@@ -24,3 +25,6 @@ __all__ = [
     "schedule_curve", "plot_schedule", "apply_schedule",
     "clip_gradients", "kernel_penalty", "kernel_parameters",
 ]
+
+# building a torch optimizer would import torch's compiler (about a second) in eager runs
+defer_dynamo_import()
