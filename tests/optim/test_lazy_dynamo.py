@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
         assert e.code in (0, None), e.code
     assert "torch._dynamo" not in sys.modules, "a plain eager fit imported torch._dynamo"
 
-    from trainwell.lazy_dynamo import deferred_methods
+    from trainwell.optim.lazy_dynamo import deferred_methods
     from trainwell.optim import OPTIMIZERS, make_optimizer
     deferred = deferred_methods()
     assert "Optimizer.add_param_group" in deferred and "Adam.step" in deferred, deferred

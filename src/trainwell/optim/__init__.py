@@ -1,7 +1,7 @@
 """Optimizers, learning-rate schedules, gradient clipping and ℓ1/ℓ2 kernel penalties."""
 
-from trainwell.lazy_dynamo import defer_dynamo_import
 from trainwell.optim.clipping import clip_gradients
+from trainwell.optim.lazy_dynamo import defer_dynamo_import
 from trainwell.optim.optimizers import HYPERPARAMETERS, OPTIMIZERS, OptimInfo, make_optimizer
 from trainwell.optim.penalties import kernel_parameters, kernel_penalty
 from trainwell.optim.schedule_plot import plot_schedule, schedule_curve
