@@ -47,3 +47,34 @@ def test_resuming_from_a_batch_index_gives_the_rest_of_the_same_permutation():
     g2.set_state(state)
     rest = torch.cat([b for _, b in BatchIterator(x, y, batch_size=7, generator=g2).epoch(2)])
     assert torch.equal(rest, full[14:])
+
+
+def test_prepermuted_epochs_give_the_per_batch_gathers_bit_for_bit():
+    x, y = torch.randn(53, 3, 2), torch.arange(53)
+    once = BatchIterator(x, y, batch_size=8, seed=4, prepermute=True)
+    each = BatchIterator(x, y, batch_size=8, seed=4, prepermute=False)
+    for start in (0, 0, 3):   # two whole epochs, then one resumed at batch 3
+        got = list(zip(once.epoch(start), each.epoch(start), strict=True))
+        assert len(got) == 7 - start
+        for (xa, ya), (xb, yb) in got:
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and xa.is_contiguous()
+        # gathered once: every batch of the epoch is a slice of one copy
+        assert len({xa.untyped_storage().data_ptr() for (xa, _), _ in got}) == 1
+        assert len({xb.untyped_storage().data_ptr() for _, (xb, _) in got}) > 1
+    held = next(iter(once.epoch()))[0]   # a batch kept past its epoch stays intact
+    copy = held.clone()
+    assert not torch.equal(next(iter(once.epoch()))[0], copy)
+    assert torch.equal(held, copy)
+
+
+def test_the_epoch_copy_is_made_only_where_it_fits_and_not_under_ddp(monkeypatch):
+    from trainwell.train import batches
+
+    x, y = torch.randn(400, 5), torch.arange(400)
+    big = {"batch_size": batches.PREPERMUTE_MIN_BATCH}
+    assert BatchIterator(x, y, **big).prepermute                     # small data: gathered once
+    assert not BatchIterator(x, y, batch_size=32).prepermute         # per batch is as fast
+    assert not BatchIterator(x, y, shuffle=False, **big).prepermute  # slices of x already
+    assert not BatchIterator(x, y, world_size=2, **big).prepermute   # strided shards
+    monkeypatch.setattr(batches, "PREPERMUTE_SHARE", 100 / batches.available_memory())
+    assert not BatchIterator(x, y, **big).prepermute                 # more than the share allows
