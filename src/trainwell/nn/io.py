@@ -1,7 +1,8 @@
 """Saving and loading models: ``model.safetensors`` (weights) + ``model.json`` (how to rebuild).
 
-``model.json`` holds ``trainwell_config`` (the :func:`~trainwell.nn.build_model` arguments, or
-``null`` for a module built by hand), ``extra`` (anything the caller adds: task, class names,
+``model.json`` holds ``trainwell_config`` (the :func:`~trainwell.nn.build_model` arguments; for
+your own module, its factory and arguments, see :mod:`trainwell.nn.factory`; ``null`` for a
+module built by hand without one), ``extra`` (anything the caller adds: task, class names,
 standardization statistics, …), the module class and the trainwell and torch versions.
 Files are written to a temporary name and renamed, so a crash never leaves half a model.
 """
@@ -62,9 +63,10 @@ def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] |
         dir: the folder (created if needed; the two files are replaced).
         extra: JSON-serializable data to keep with the model (tensors and numpy arrays are
             stored as lists), e.g. ``{"task": "multiclass", "class_names": [...]}``.
-        factory: for a module you built: ``"package.module:function"``, an importable
-            function that builds it again from ``factory_args`` (saved in ``model.json``, so
-            :func:`load_model` can rebuild it).
+        factory: for a module you built: ``"package.module:function"`` (importable) or
+            ``"file.py:function"``, a function that builds it again from ``factory_args``
+            (recorded in ``model.json``'s ``trainwell_config``, the record a recipe's
+            ``[model] module`` writes too, so :func:`load_model` can rebuild it).
         factory_args: the factory's keyword arguments (JSON-serializable).
 
     Example:
@@ -74,18 +76,16 @@ def save_model(model: nn.Module, dir: str | os.PathLike, extra: dict[str, Any] |
 
     model = _unwrap(model)
     built_by = _check_factory(model, factory, factory_args) if factory is not None else None
+    config = built_by or getattr(model, "trainwell_config", None)
     folder = Path(dir)
     folder.mkdir(parents=True, exist_ok=True)
     # Host copies, contiguous and unshared (safetensors refuses tensors sharing storage).
     state = {k: v.detach().to("cpu", copy=True).contiguous()
              for k, v in model.state_dict().items()}
-    config = getattr(model, "trainwell_config", None)
     info = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "trainwell_version": __version__, "torch_version": torch.__version__,
             "module_class": f"{type(model).__module__}.{type(model).__qualname__}",
             "trainwell_config": config, "extra": extra or {}}
-    if built_by is not None:
-        info["factory"] = built_by
     blob = save(state, metadata={"format": FORMAT})
     # the digest of the weights goes into model.json: loading verifies it
     info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
@@ -182,15 +182,14 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
     import warnings
 
     from trainwell.nn.builder import SelfNormalizationWarning, build_model
+    from trainwell.nn.factory import rebuild_from_config
 
     info = load_model_info(dir)
     config = info.get("trainwell_config")
     if not isinstance(config, dict) and isinstance(info.get("factory"), dict):
+        # written by an earlier trainwell: the same factory record under another name
         built = info["factory"]
-        model = _call_factory(built.get("ref"), built.get("args") or {}, str(dir))
-        load_weights(model, dir, device=device)
-        model.trainwell_extra = info.get("extra") or {}
-        return model.to(device).eval()
+        config = {"kind": "module", "module": built.get("ref"), "args": built.get("args") or {}}
     if not isinstance(config, dict):
         raise CheckpointError(f"{dir} holds a {info.get('module_class', 'custom')} not built by "
                               "trainwell's builder; save it with save_model(model, dir, "
@@ -200,7 +199,10 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
         with warnings.catch_warnings():
             # the advice was given when the model was built; loading it is not the time
             warnings.simplefilter("ignore", SelfNormalizationWarning)
-            model = build_model(**config)
+            if config.get("kind") == "module":   # your factory: either spelling
+                model = rebuild_from_config(config)
+            else:
+                model = build_model(**config)
     except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"the model description in {dir} cannot be rebuilt by this "
                               f"trainwell version: {exc}") from exc
@@ -209,56 +211,24 @@ def load_model(dir: str | os.PathLike, *, device: str | torch.device = "cpu") ->
     return model.to(device).eval()
 
 
-def _import_factory(ref: Any, field: str) -> Any:
-    """``"package.module:function"`` → the function (importable, callable)."""
-    import importlib
-
-    mod_name, _, fn_name = str(ref).partition(":")
-    accepted = "an importable 'package.module:function' that builds the module"
-    if not mod_name or not fn_name:
-        raise ConfigError(field, ref, accepted)
-    try:
-        fn = getattr(importlib.import_module(mod_name), fn_name, None)
-    except ImportError as exc:
-        raise ConfigError(field, ref, f"{accepted} ({type(exc).__name__}: {exc})") from exc
-    if not callable(fn):
-        raise ConfigError(field, ref, accepted)
-    return fn
-
-
-def _call_factory(ref: Any, args: dict[str, Any], where: str) -> nn.Module:
-    try:
-        model = _import_factory(ref, "factory")(**args)
-    except ConfigError as exc:
-        raise CheckpointError(f"the model in {where} cannot be rebuilt: {exc}") from exc
-    except Exception as exc:
-        raise CheckpointError(f"the model in {where} cannot be rebuilt: {ref}(**{args}) raised "
-                              f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(model, nn.Module):
-        raise CheckpointError(f"the model in {where} cannot be rebuilt: {ref} returned a "
-                              f"{type(model).__name__}, not a torch.nn.Module")
-    return model
-
-
 def _check_factory(model: nn.Module, ref: str, args: dict[str, Any] | None) -> dict[str, Any]:
-    """Refuse, before writing anything, a factory that would not rebuild this very module."""
-    args = dict(args or {})
+    """Refuse, before writing anything, a factory that would not rebuild this very module;
+    return the record ``model.json`` keeps of it."""
+    from trainwell.nn.factory import absolute_factory_spec, build_from_factory
+
+    args = dict(args or {}) if isinstance(args, dict) or args is None else args
     try:
         json.dumps(args, default=_jsonable)
     except TypeError as exc:
         raise ConfigError("factory_args", args, f"JSON-serializable arguments ({exc})") from exc
-    _import_factory(ref, "factory")  # an unknown reference: a ConfigError naming it
-    try:
-        twin = _call_factory(ref, args, "save_model")
-    except CheckpointError as exc:
-        raise ConfigError("factory", ref, f"a factory that builds the module from factory_args "
-                          f"({exc})") from exc
+    twin = build_from_factory(absolute_factory_spec(ref), args=args, field="factory",
+                              args_field="factory_args")
     mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in twin.state_dict().items()}
     if mine != theirs:
         raise ConfigError("factory", ref, f"a factory whose module has this model's parameters "
                           f"(names and shapes differ with factory_args={args})")
-    return {"ref": ref, "args": args}
+    return twin.trainwell_config
 
 
 def clone_model(model: nn.Module) -> nn.Module:

@@ -165,6 +165,8 @@ def reuse_layers(source: nn.Module | str | os.PathLike, n_outputs: int,
         raise ConfigError("transfer.source", type(model).__name__,
                           "a network whose reused layers end with an nn.Linear")
     config = getattr(model, "trainwell_config", None)
+    if isinstance(config, dict) and "input_shape" not in config:
+        config = None   # a module saved from Python with its factory: no shapes to cut it by
     head = nn.Linear(width, n_outputs)
     if isinstance(config, dict):
         init = config.get("init", "auto")
