@@ -6,7 +6,7 @@ the same in-memory random data, one epoch per optimizer per round, rounds interl
 every optimizer sees the same machine state; the table reports the median epoch (CPU seconds
 of this process, steadier than wall time on a shared machine, and wall seconds) and its ratio
 to SGD. ``--compare-unfused`` adds torch's foreach kernels (what trainwell used before fused
-kernels) for the Adam family. Run with one thread for steady numbers:
+kernels, no lean step) for AdaGrad, RMSProp and the Adam family. Run with one thread for steady numbers:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_optimizers.py [--n 10000] [--rounds 3]
 
@@ -33,6 +33,11 @@ def _model() -> nn.Module:
     return build_model(input_shape=784, n_outputs=10, hidden=[100, 100, 100])
 
 
+#: torch's own classes under trainwell's lean CPU steps (trainwell.optim.lean).
+_TORCH = {"nadam": torch.optim.NAdam, "rmsprop": torch.optim.RMSprop,
+          "adamax": torch.optim.Adamax}
+
+
 def _optimizer(model: nn.Module, name: str, foreach_only: bool) -> torch.optim.Optimizer:
     if foreach_only:  # torch's multi-tensor kernels, no fused kernel and no trainwell rewrite
         info = OPTIMIZERS.get(name).obj
@@ -40,9 +45,8 @@ def _optimizer(model: nn.Module, name: str, foreach_only: bool) -> torch.optim.O
                                 "rho": 0.9, "epsilon": 1e-7, "weight_decay": 0.0,
                                 "initial_accumulator": 0.1})
         kw.pop("fused", None)
-        cls = torch.optim.NAdam if name == "nadam" else info.cls
-        return cls(
-            model.parameters(), lr=1e-3, **{**kw, "foreach": True})
+        cls = _TORCH.get(name, info.cls)
+        return cls(model.parameters(), lr=1e-3, **{**kw, "foreach": True})
     return make_optimizer(model.parameters(), name, lr=1e-3)
 
 
@@ -57,7 +61,8 @@ def main() -> None:
     y = torch.randint(0, 10, (args.n,), generator=g)
     arms = [(name, False) for name in OPTIMIZERS.names()]
     if args.compare_unfused:
-        arms += [(name, True) for name in ("adam", "adamw", "nadam", "adagrad")]
+        arms += [(name, True) for name in ("adagrad", "rmsprop", "adam", "adamax", "nadam",
+                                           "adamw")]
     times: dict[str, list[float]] = {}
     walls: dict[str, list[float]] = {}
     for _ in range(args.rounds + 1):                      # the first round warms up

@@ -1,14 +1,14 @@
-"""NAdam with the step counters kept on the host: the same update as ``torch.optim.NAdam``
-in fewer kernel launches on the CPU.
+"""NAdam with the lean CPU step of :mod:`trainwell.optim.lean`: the same update as
+``torch.optim.NAdam`` in fewer, larger operations.
 
-torch's multi-tensor NAdam reads each parameter's step counter back (``.item()`` per tensor)
-and updates a ``mu_product`` tensor per parameter on every step; on a CPU those small calls
-cost about as much as the update itself. Here the counters are plain numbers read from the
-state once per step and group, and the update is seven multi-tensor ops. The state dict is
-torch's (``step``, ``mu_product``, ``exp_avg``, ``exp_avg_sq`` per parameter), so
-checkpoints load either way. Other devices, ``torch.compile`` tracing and the options this
-fast path does not cover (decoupled decay, maximize, capturable, differentiable, complex
-parameters) use torch's own implementation.
+torch's multi-tensor NAdam reads each parameter's step counter and momentum product back
+(``.item()`` per tensor) and loops over the parameters in every operation; on a CPU those
+small calls cost about as much as the update itself. Here the counters are host numbers and
+the update is a handful of operations on flat buffers. The state dict is torch's (``step``,
+``mu_product``, ``exp_avg``, ``exp_avg_sq`` per parameter), so checkpoints load either way.
+Other devices, ``torch.compile`` tracing and the options this fast path does not cover
+(decoupled decay, maximize, capturable, differentiable, complex parameters) use torch's own
+implementation.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 
+from trainwell.optim.lean import FlatState, LeanStep
+
 __all__ = ["LeanNAdam"]
 
 
-class LeanNAdam(torch.optim.NAdam):
+class LeanNAdam(LeanStep, torch.optim.NAdam):
     """``torch.optim.NAdam`` (Dozat's momentum schedule, as in Keras), faster on the CPU.
 
     Example:
@@ -29,57 +31,24 @@ class LeanNAdam(torch.optim.NAdam):
         True
     """
 
-    def _lean(self, group: dict[str, Any], params: list[torch.Tensor]) -> bool:
-        return (not torch.compiler.is_compiling() and not group["maximize"]
-                and not group["capturable"] and not group["differentiable"]
-                and not group["decoupled_weight_decay"]
-                and not isinstance(group["lr"], torch.Tensor)
-                and all(p.device.type == "cpu" and not torch.is_complex(p) for p in params))
+    _buffers = {"exp_avg": 0.0, "exp_avg_sq": 0.0}
+    _scalars = {"step": 0.0, "mu_product": 1.0}
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        groups = [(g, [p for p in g["params"] if p.grad is not None]) for g in self.param_groups]
-        if not all(self._lean(g, ps) for g, ps in groups if ps):
-            return super().step(closure)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group, params in groups:
-            if params:
-                self._update(group, params)
-        return loss
+    def _lean_group(self, group: dict[str, Any]) -> bool:
+        return super()._lean_group(group) and not group["decoupled_weight_decay"]
 
-    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        states = [self.state[p] for p in params]
-        for p, s in zip(params, states, strict=True):
-            if not s:  # torch's layout, so checkpoints load in either implementation
-                s["step"] = torch.tensor(0.0)
-                s["mu_product"] = torch.tensor(1.0)
-                s["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                s["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    def _flat_step(self, group: dict[str, Any], flat: FlatState) -> None:
         beta1, beta2 = group["betas"]
-        lr, eps, decay = group["lr"], group["eps"], group["momentum_decay"]
-        steps = [s["step"] for s in states]
-        mu_products = [s["mu_product"] for s in states]
-        # host sync: none — on the CPU the counters already live in host memory.
-        t = float(steps[0]) + 1.0
+        lr, t, decay = group["lr"], flat.t, group["momentum_decay"]
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1.0) * decay))
-        mu_product = float(mu_products[0]) * mu
-        torch._foreach_add_(steps, 1.0)
-        torch._foreach_mul_(mu_products, mu)
-        grads = [p.grad for p in params]
-        if group["weight_decay"]:
-            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        exp_avgs = [s["exp_avg"] for s in states]
-        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        torch._foreach_lerp_(exp_avgs, grads, 1.0 - beta1)            # m ← β1 m + (1 − β1) g
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sqs)                      # √(s / (1 − β2ᵗ)) + ε
-        torch._foreach_div_(denom, (1.0 - beta2 ** t) ** 0.5)
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, grads, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
-        torch._foreach_addcdiv_(params, exp_avgs, denom,
-                                value=-lr * mu_next / (1.0 - mu_product * mu_next))
+        products = flat.scalars["mu_product"].mul_(mu)
+        mu_product = float(products[0])     # host sync: none — a CPU tensor (torch reads it too)
+        g = flat.load_grads(group["params"], group["weight_decay"])
+        exp_avg, exp_avg_sq = flat.buffers["exp_avg"], flat.buffers["exp_avg_sq"]
+        exp_avg.lerp_(g, 1.0 - beta1)                                 # m ← β1 m + (1 − β1) g
+        exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)     # s ← β2 s + (1 − β2) g²
+        denom = torch.sqrt(exp_avg_sq, out=flat.work)                 # √(s / (1 − β2ᵗ)) + ε
+        denom.div_((1.0 - beta2 ** t) ** 0.5).add_(group["eps"])
+        flat.addcdiv("grad", "work", -lr * (1.0 - mu) / (1.0 - mu_product))
+        flat.addcdiv("exp_avg", "work", -lr * mu_next / (1.0 - mu_product * mu_next))

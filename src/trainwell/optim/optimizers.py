@@ -41,6 +41,7 @@ from torch import nn
 from trainwell import checks
 from trainwell.errors import ConfigError, TrainwellWarning
 from trainwell.optim.lean_nadam import LeanNAdam
+from trainwell.optim.lean_optimizers import LeanAdamax, LeanRMSprop
 from trainwell.optim.velocity import MOMENTUM_FORMS, VelocitySGD
 from trainwell.registry import Registry
 
@@ -245,14 +246,14 @@ _add(OptimInfo("nesterov", torch.optim.SGD, "Nesterov accelerated gradient",
 _add(OptimInfo("adagrad", torch.optim.Adagrad, "AdaGrad: per-parameter rates from the sum of g²",
                ("epsilon", "initial_accumulator", "weight_decay"), {},
                "s ← s + g⊗g; θ ← θ − η g ⊘ √(s + ε)", fused=True))
-_add(OptimInfo("rmsprop", torch.optim.RMSprop, "RMSProp: exponentially decaying mean of g² (ρ)",
+_add(OptimInfo("rmsprop", LeanRMSprop, "RMSProp: exponentially decaying mean of g² (ρ)",
                ("rho", "epsilon", "weight_decay"), {},
                "s ← ρs + (1 − ρ) g⊗g; θ ← θ − η g ⊘ √(s + ε)"))
 _add(OptimInfo("adam", torch.optim.Adam, "Adam: momentum + RMSProp with bias correction",
                ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
                "m ← β1m − (1 − β1)g; s ← β2s + (1 − β2)g⊗g; m̂ = m/(1 − β1ᵗ); "
                "ŝ = s/(1 − β2ᵗ); θ ← θ + η m̂ ⊘ √(ŝ + ε)", fused=True))
-_add(OptimInfo("adamax", torch.optim.Adamax, "AdaMax: Adam with the ℓ∞ norm of past gradients",
+_add(OptimInfo("adamax", LeanAdamax, "AdaMax: Adam with the ℓ∞ norm of past gradients",
                ("beta_1", "beta_2", "epsilon", "weight_decay"), {},
                "s ← max(β2s, |g|); θ ← θ + η m̂ ⊘ s"))
 _add(OptimInfo("nadam", LeanNAdam, "Nadam: Adam plus the Nesterov trick",
