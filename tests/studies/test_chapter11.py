@@ -66,6 +66,30 @@ def test_book_values_are_the_chapters_printed_numbers():
                     ("transfer", "b_on_a"): 0.9935}
 
 
+def _transfer_result(values):
+    from trainwell.studies.chapter11.runner import GroupResult, VariantResult
+
+    group = next(g for g in GROUPS if g.name == "transfer")
+    spec = next(v for v in group.variants if v.name == "b_on_a")
+    v = VariantResult("transfer", "b_on_a", spec.recipe, spec.metric, spec.book)
+    for seed, value in enumerate(values):
+        v.add(seed, final_val=None, best_val=None, test=value)
+    return GroupResult(group, [v])
+
+
+def test_report_says_when_the_mean_is_beyond_one_runs_spread_of_the_book():
+    from trainwell.studies.chapter11 import book_notes
+
+    # spread of one run = hypot(std over seeds, √(p(1−p)/2000)); book 99.35 %: sampling 0.18
+    within = book_notes(_transfer_result([0.9875, 0.9910, 0.9810]))[0]   # std 0.51, gap −0.70
+    assert "within the spread of one run" in within and "(3 seeds)" in within
+    far = book_notes(_transfer_result([0.86, 0.87, 0.88]))[0]           # std 1.0, gap −12.35
+    assert "more than twice the spread of one run" in far and "-12.35 points" in far
+    assert "2,000 examples" in far and "clones A" in far      # n and the known difference
+    assert "fewer than 3 seeds" not in far
+    assert "fewer than 3 seeds" in book_notes(_transfer_result([0.86]))[0]
+
+
 def test_study_recipes_validate_and_are_listed():
     listed = set(builtin_recipes())
     for name in recipe_names():

@@ -50,29 +50,40 @@ def book_notes(g: GroupResult) -> list[str]:
     """Where trainwell's mean differs from the book's single run by more than chance explains.
 
     The book prints one run, so the yardstick is the spread of one run: trainwell's std over
-    seeds, plus the test set's binomial sampling error √(p(1−p)/n) for a value measured on n
-    examples (2,000 for task B, 5,000 for validation). A gap beyond twice that is reported.
+    seeds, plus the binomial sampling error √(p(1−p)/n) of a value measured on the book's n
+    examples (``Variant.book_n``: 2,000 test images for task B, ~4,000 validation images for
+    task A). A gap beyond twice that is reported with what differs from the book's code.
     """
+    from trainwell.studies.chapter11.groups import _TRANSFER_SAME
+
+    variants = {v.name: v for v in g.group.variants}
     notes = []
     for v in g.variants:
         mean, std = v.stats()
         if v.book is None or mean is None:
             continue
-        n = 2000 if v.metric == "test_accuracy" else 5000
+        spec = variants.get(v.variant)
+        n = spec.book_n if spec is not None else 5000
         sampling = math.sqrt(max(v.book * (1 - v.book), 1e-12) / n)
         spread = math.hypot(std or 0.0, sampling)
         gap = mean - v.book
+        seeds = f"{len(v.seeds)} seed{'s' if len(v.seeds) != 1 else ''}"
         if abs(gap) > 2 * spread:
+            same = _TRANSFER_SAME if g.group.kind == "transfer" else "its setup"
+            known = (spec.differences if spec is not None and spec.differences
+                     else "no other difference from the book's code is known")
             notes.append(
-                f"{v.variant}: trainwell {_pct(mean)} vs the book's {_pct(v.book)} "
+                f"{v.variant}: trainwell {_pct(mean)} ({seeds}) vs the book's {_pct(v.book)} "
                 f"({100 * gap:+.2f} points) is more than twice the spread of one run "
-                f"(±{100 * spread:.2f}: std over seeds and sampling error). The book's value is "
-                "a single run of Keras; trainwell follows its setup (same data split, network, "
-                "optimizer, epochs).")
+                f"(±{100 * spread:.2f}: std over seeds and the sampling error of {n:,} "
+                f"examples). The book's value is a single Keras run; trainwell follows {same}; "
+                f"{known}."
+                + (" With fewer than 3 seeds the std is unknown or rough: run more seeds "
+                   "before reading the gap as a difference." if len(v.seeds) < 3 else ""))
         else:
-            notes.append(f"{v.variant}: trainwell {_pct(mean)} vs the book's {_pct(v.book)} "
-                         f"({100 * gap:+.2f} points): within the spread of one run "
-                         f"(±{100 * spread:.2f}).")
+            notes.append(f"{v.variant}: trainwell {_pct(mean)} ({seeds}) vs the book's "
+                         f"{_pct(v.book)} ({100 * gap:+.2f} points): within the spread of one "
+                         f"run (±{100 * spread:.2f}).")
     return notes
 
 
