@@ -133,3 +133,26 @@ def test_options_the_lean_step_does_not_cover_run_torchs_step():
         assert isinstance(opt, LeanStep)
         _train([(model, opt)], x, 2)
         assert not opt.__dict__.get("_flat_states")
+
+
+@pytest.mark.parametrize("name", list(LEAN))
+def test_a_group_added_later_and_a_replaced_state_entry_follow_torch(name):
+    lean_cls, torch_cls = LEAN[name]
+    ref, lean, x = _pair()
+    head_ref = nn.Linear(3, 2)
+    head_lean = copy.deepcopy(head_ref)
+    o_ref = torch_cls(ref[:3].parameters(), lr=0.01, foreach=True)
+    o_lean = lean_cls(lean[:3].parameters(), lr=0.01, foreach=True)
+    _train([(ref, o_ref), (lean, o_lean)], x, 3)
+    o_ref.add_param_group({"params": list(ref[3:].parameters()) + list(head_ref.parameters())})
+    o_lean.add_param_group({"params": list(lean[3:].parameters()) + list(head_lean.parameters())})
+    first = next(lean.parameters())
+    key = next(iter(lean_cls._buffers))
+    o_lean.state[first][key] = o_lean.state[first][key].clone()   # a user's own tensor
+    for model, head, opt in ((ref, head_ref, o_ref), (lean, head_lean, o_lean)):
+        for _ in range(3):
+            opt.zero_grad()
+            (model(x).pow(2).mean() + head(model(x)).pow(2).mean()).backward()
+            opt.step()
+    assert _same(ref, lean) and _same(head_ref, head_lean)
+    assert len(o_lean.__dict__["_flat_states"]) == 2

@@ -82,12 +82,11 @@ class FlatState:
 
     def current(self, params: list[torch.Tensor], state: Any) -> bool:
         """Whether these are still the group's parameters and their state entries ours."""
-        if len(params) != len(self.params):
+        if len(params) != len(self.params) or any(
+                p is not q for p, q in zip(params, self.params, strict=True)):
             return False
-        key = next(iter(self.buffers))
-        views = self.views[key]
-        return all(p is q and state[p].get(key) is v
-                   for p, q, v in zip(params, self.params, views, strict=True))
+        return all(state[p].get(key) is v for key in self.buffers
+                   for p, v in zip(params, self.views[key], strict=True))
 
     def load_grads(self, params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
         """The flat gradient, plus λθ for (coupled) L2 weight decay."""
