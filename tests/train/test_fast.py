@@ -200,8 +200,10 @@ def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dyna
             assert b[key] == pytest.approx(a[key], rel=1e-4)
 
 
-def test_changed_momentum_runs_eagerly_instead_of_recompiling(monkeypatch):
-    """1cycle cycles the momentum every step: such steps take the eager path (no recompiles)."""
+def test_cycled_momentum_stays_compiled_and_a_changed_constant_runs_eagerly(monkeypatch):
+    """1cycle cycles the momentum every step: it is an input of the graph (no eager steps);
+    a hyperparameter that is a constant of the graph (here weight decay) changing makes that
+    step run op by op instead of recompiling."""
     graph_calls = []
 
     def fake_compile(fn, **kw):
@@ -216,14 +218,61 @@ def test_changed_momentum_runs_eagerly_instead_of_recompiling(monkeypatch):
     step = make_train_step(model, F.cross_entropy, opt, compile=True)
     ref_step = make_train_step(ref, F.cross_entropy, ref_opt)
     moms = [0.9, 0.9, 0.9, 0.85, 0.8, 0.8]
-    for (xb, yb), m in zip(_batches(6), moms, strict=True):
+    decays = [0.0, 0.0, 0.0, 0.0, 0.0, 0.01]
+    for (xb, yb), m, wd in zip(_batches(6), moms, decays, strict=True):
         for o in (opt, ref_opt):
-            o.param_groups[0]["momentum"] = m
+            o.param_groups[0]["momentum"], o.param_groups[0]["weight_decay"] = m, wd
         step(xb, yb), ref_step(xb, yb)
-    # step 1 primes the state; steps 2-3 share the first graph's momentum; later ones differ
-    assert len(graph_calls) == 2 and step.eager_steps == 4
+    # step 1 primes the state; steps 2-5 run the graph whatever the momentum; step 6 changed
+    # the weight decay, a constant of the graph
+    assert len(graph_calls) == 4 and step.eager_steps == 2
     for p, q in zip(model.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert opt.param_groups[0]["momentum"] == 0.8 and opt.param_groups[0]["lr"] == 0.1
+
+
+def test_default_recipe_adamw_onecycle_runs_compiled_and_equals_eager(fresh_dynamo):
+    """The default recipe's optimizer and schedule (AdamW with weight decay, 1cycle cycling
+    the lr and β1 every step): every step after the first runs the compiled graph, the
+    result equals the eager run to float rounding, and the optimizer's state dict (what a
+    checkpoint saves) holds plain floats and loads into a fresh optimizer."""
+    import io
+
+    from trainwell.optim import make_optimizer, make_schedule
+    from trainwell.optim.schedules import apply_schedule
+
+    def run(compile_):
+        model = _net()
+        opt = make_optimizer(model.parameters(), "adamw", lr=0.01, weight_decay=0.05)
+        sched = make_schedule("onecycle", base_lr=0.01, steps_per_epoch=10, epochs=2)
+        apply_schedule(opt, sched, 0)
+        step = make_train_step(model, F.cross_entropy, opt, compile=compile_, schedule=sched)
+        betas = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # no silent fallback to eager
+            outs = [step(xb, yb, i) for i, (xb, yb) in enumerate(_batches(20, seed=4))]
+            betas = [sched.momentum_at(i) for i in range(20)]
+        return model, opt, step, outs, betas
+
+    (ref, ref_opt, _, ref_outs, betas), (fast, opt, step, outs, _) = run(False), run(True)
+    assert sum(a != b for a, b in zip(betas, betas[1:], strict=False)) >= 17  # β1 moves
+    assert step.compiled_steps == 19 and step.eager_steps == 1
+    for a, b in zip(ref_outs, outs, strict=True):
+        torch.testing.assert_close(b.loss, a.loss, rtol=1e-4, atol=1e-6)
+    for pe, pf in zip(ref.parameters(), fast.parameters(), strict=True):
+        torch.testing.assert_close(pf, pe, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(opt.state[pf]["exp_avg_sq"], ref_opt.state[pe]["exp_avg_sq"],
+                                   rtol=1e-4, atol=1e-9)
+    saved = opt.state_dict()
+    for g, ge in zip(saved["param_groups"], ref_opt.state_dict()["param_groups"], strict=True):
+        assert type(g["lr"]) is float and all(type(b) is float for b in g["betas"])
+        assert g == ge  # the same hyperparameters, the same form (fused, not capturable)
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    buffer.seek(0)
+    again = make_optimizer(_net().parameters(), "adamw", lr=0.01, weight_decay=0.05)
+    again.load_state_dict(torch.load(buffer, weights_only=True))
+    assert float(again.state_dict()["state"][0]["step"]) == 20
 
 
 def test_cpp_wrapper_failure_retries_with_the_python_wrapper(monkeypatch):

@@ -18,13 +18,14 @@ then (7) the learning rate (and cycled momentum) of the next step is set from th
 ``torch.compile`` with a functional backward (``torch.func.grad_and_value``: forward and
 backward become one inference graph, no autograd engine at run time) and the optimizer's step
 without its Python wrappers, so the whole update is one graph with no host sync. On the
-chapter's small dense networks that removes most of the per-operation overhead. A step that a
-callback looks inside (see :func:`needs_eager_step`), a step whose momentum/β changed (1cycle)
-and, for Adam/AdamW, a step whose lr changed run op by op instead of recompiling; the lr of the
-other optimizers enters the graph as a 0-dim tensor. Dropout masks come from the compiler's
-random stream, so a compiled run with dropout is not bit-identical to an eager one (without
-dropout it equals it to float rounding). Any failure to compile warns once and the step runs op
-by op from then on — results stay the same, only slower.
+chapter's small dense networks that removes most of the per-operation overhead. The lr and
+the momentum/β1 a schedule changes every step (1cycle) are inputs of the graph, not constants
+(:mod:`trainwell.train.graph_hypers`), so every optimizer and schedule runs compiled; a step
+that a callback looks inside (see :func:`needs_eager_step`), or one after a hyperparameter
+that is a constant of the graph changed, runs op by op instead of recompiling. Dropout masks
+come from the compiler's random stream, so a compiled run with dropout is not bit-identical to
+an eager one (without dropout it equals it to float rounding). Any failure to compile warns once
+and the step runs op by op from then on — results stay the same, only slower.
 
 Mixed precision and many processes live in the same body, each in one place:
 
@@ -66,11 +67,10 @@ from trainwell.errors import TrainwellRuntimeWarning
 from trainwell.nn import apply_max_norm
 from trainwell.optim import apply_schedule, clip_gradients, kernel_parameters, kernel_penalty
 from trainwell.train.callbacks import Callback, CancelStep
+from trainwell.train.graph_hypers import GraphHypers
 
 __all__ = ["CancelStep", "StepOutput", "TrainStep", "make_train_step", "needs_eager_step"]
 
-# torch.optim classes whose foreach update rejects a tensor lr unless capturable.
-_FLOAT_LR_ONLY: tuple[type, ...] = (torch.optim.Adam,)
 # Schedules whose lr does not change from step to step: no per-step update.
 _STEPLESS = ("constant", "performance")
 
@@ -140,11 +140,9 @@ class TrainStep:
         self.eager_steps = 0
         self.cancelled_steps = 0
         self._graph: Callable | None = None
-        self._lr_tensors: list[torch.Tensor] | None = None
-        self._float_lr = isinstance(optimizer, _FLOAT_LR_ONLY)
-        self._compiled_lrs: list[float] | None = None
+        self._hypers = GraphHypers(optimizer, self.params[0].device if self.params else
+                                   torch.device("cpu"))
         self._primed = False
-        self._hyper: list[list[Any]] | None = None
         self.compile_seconds = 0.0  # wall time of the first compiled call (tracing + codegen)
         self.compile_cache_hit: bool | None = None  # whether inductor's disk cache had the graph
         if self.compiled:
@@ -294,45 +292,17 @@ class TrainStep:
         self.compiled = False
         self._graph = None
 
-    def _swap_in_lr(self) -> list[Any] | None:
-        """Put each group's lr into a 0-dim tensor (no recompiles when a schedule changes it).
-
-        Returns the groups' own values to put back, or None when this step must run eagerly.
-        """
-        groups = self.optimizer.param_groups
-        lrs = [g["lr"] for g in groups]
-        # Other hyperparameters (momentum, betas cycled by 1cycle) are constants of the graph:
-        # when they change, this step runs eagerly rather than recompiling.
-        others = [[v for k, v in g.items() if k not in ("params", "lr")] for g in groups]
-        if self._hyper is None:
-            self._hyper = others
-        elif others != self._hyper:
-            return None
-        if self._float_lr:  # Adam/AdamW: a changed lr would recompile; run eagerly instead
-            if self._compiled_lrs is None:
-                self._compiled_lrs = list(lrs)
-            return lrs if lrs == self._compiled_lrs else None
-        if self._lr_tensors is None:
-            self._lr_tensors = [torch.tensor(float(v), dtype=torch.float32,
-                                             device=self.params[0].device) for v in lrs]
-        for g, t, v in zip(groups, self._lr_tensors, lrs, strict=True):
-            if not isinstance(v, torch.Tensor):
-                t.fill_(v)
-                g["lr"] = t
-        return lrs
-
     def _run_graph(self, xb: torch.Tensor, yb: torch.Tensor) -> StepOutput | None:
         """The update as one compiled graph; None when this step must run op by op."""
         if not self._primed:  # the first step creates the optimizer state eagerly
             self._primed = True
             return None
-        lrs = self._swap_in_lr()
-        if lrs is None:
+        saved = self._hypers.swap_in()  # lr, betas: tensor inputs of the graph
+        if saved is None:  # a constant of the graph changed: this step runs op by op
             return None
         for p in self.params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        groups = self.optimizer.param_groups
         first = self.compiled_steps == 0
         if first:
             from trainwell.train.compile_cache import cache_counters
@@ -342,16 +312,14 @@ class TrainStep:
             with torch.no_grad():
                 (logits, loss, penalty), _ = self._graph(xb, yb)
         except Exception as e:
-            for g, v in zip(groups, lrs, strict=True):
-                g["lr"] = v
+            self._hypers.swap_out(saved)
             if self._cpp_wrapper and self.compiled_steps == 0:  # retry with the Python wrapper
                 self._cpp_wrapper = False
                 self._compile()
                 return self._run_graph(xb, yb) if self._graph is not None else None
             self._fallback(e)  # any compiler failure: this and later steps run eagerly
             return None
-        for g, v in zip(groups, lrs, strict=True):
-            g["lr"] = v
+        self._hypers.swap_out(saved)
         if first:  # the first call traces and builds the graph (or loads it from the cache)
             self.compile_seconds = time.perf_counter() - started
             new_hits, new_misses = cache_counters()
