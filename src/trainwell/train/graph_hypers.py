@@ -7,8 +7,12 @@ holds. :class:`GraphHypers` swaps them in around each compiled call:
 
 - the lr of every optimizer becomes a 0-dim tensor;
 - the Adam family (Adam, AdamW, AdaMax, NAdam) takes β1 as a tensor in its multi-tensor
-  ``capturable`` form, so the group is switched to that form for the call (the fused kernel
-  takes float betas only); β2, which no schedule changes, stays a number;
+  ``capturable`` form, so the group is switched to that form for the call; β2, which no
+  schedule changes, stays a number;
+- a group built with torch's fused kernel (SGD, AdaGrad, Adam, AdamW: the fastest form op by op)
+  runs its multi-tensor form inside the graph: the compiler does not trace into a fused kernel
+  (it would split the step in two, with the update run op by op between), and inductor fuses
+  the multi-tensor update into the step's own generated code;
 - the chapter's momentum form (:class:`~trainwell.optim.velocity.VelocitySGD`) takes a tensor
   momentum β (not with Nesterov, whose look-ahead needs a number);
 - torch's ``SGD`` branches on its momentum, so a tensor cannot go there: the float is left to
@@ -115,12 +119,12 @@ class GraphHypers:
                     t.fill_(float(v[0] if k == "betas" else v))
                     filled[k] = v
                 g[k] = (t, v[1]) if k == "betas" else t
-            for k, v in self._form.items():
+            form = dict(self._form)
+            if g.get("fused"):  # the compiler does not trace into a fused kernel (a graph
+                form.update(fused=False, foreach=True)  # break): inductor fuses the
+            for k, v in form.items():                   # multi-tensor form itself
                 keep[k] = g.get(k)
                 g[k] = v
-            if self._form and g.get("fused"):
-                keep["fused"] = g["fused"]
-                g["fused"] = False  # the fused kernel takes float betas only
             saved.append(keep)
         return saved
 
