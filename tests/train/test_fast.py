@@ -174,13 +174,26 @@ def test_needs_eager_step_reads_what_each_callback_declares():
     assert not needs_eager_step([Never()], 1) and not needs_eager_step([], 1)
 
 
-def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dynamo):
+def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dynamo,
+                                                                     monkeypatch):
     """Trainer(compile=True): the same weights, BN statistics and history as the eager run,
-    with an lr that changes every step and NanGuard steps running eagerly in between."""
+    with an lr that changes every step, NanGuard steps running eagerly in between, a last
+    partial batch, validation in eval mode between epochs, and the guards of the compiled
+    graph skipped on the calls whose inputs were already checked."""
     from trainwell.train import NanGuard, Trainer
+    from trainwell.train import step as step_module
 
     g = torch.Generator().manual_seed(3)
-    x, y = torch.randn(96, 6, generator=g), torch.randint(0, 3, (96,), generator=g)
+    x, y = torch.randn(88, 6, generator=g), torch.randint(0, 3, (88,), generator=g)
+    xv, yv = torch.randn(20, 6, generator=g), torch.randint(0, 3, (20,), generator=g)
+    set_stance, skip = step_module._stance_setter()
+    skipped = []
+
+    def counting(stance):
+        skipped.append(stance is skip)
+        return set_stance(stance)
+
+    monkeypatch.setattr(step_module, "_stance_setter", lambda: (counting, skip))
 
     def run(compile_):
         t = Trainer(_net(bn=True), optimizer="momentum", lr=0.05, schedule="exponential",
@@ -188,7 +201,7 @@ def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dyna
                     callbacks=[NanGuard(check_every=4)], device="cpu", compile=compile_)
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
-            t.fit(x, y, epochs=2, batch_size=16)
+            t.fit(x, y, epochs=3, batch_size=16, validation_data=(xv, yv))  # 6 steps an epoch
         return t
 
     from torch._dynamo.utils import counters
@@ -198,10 +211,11 @@ def test_trainer_compile_equals_eager_with_bn_schedule_and_nan_checks(fresh_dyna
     assert fast.train_step.compiled_steps > 0 and fast.train_step.compiled_steps < fast.step
     # the fused SGD kernel (op by op) runs its multi-tensor form inside the one graph
     assert not counters["graph_break"]
+    assert sum(skipped) >= 4  # calls that skipped the guards (and each stance was restored)
     for k, v in ref.model.state_dict().items():
         torch.testing.assert_close(fast.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
     for a, b in zip(ref.history, fast.history, strict=True):
-        for key in ("loss", "accuracy", "penalty", "lr"):
+        for key in ("loss", "accuracy", "penalty", "lr", "val_loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-4)
 
 

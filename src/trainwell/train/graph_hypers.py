@@ -128,6 +128,12 @@ class GraphHypers:
             saved.append(keep)
         return saved
 
+    def dynamo_values(self) -> tuple:
+        """The hyperparameters the compiler holds as numbers (its guards check them)."""
+        if not self.dynamo_keys:
+            return ()
+        return tuple(g.get(k) for g in self.optimizer.param_groups for k in self.dynamo_keys)
+
     def swap_out(self, saved: list[dict[str, Any]]) -> None:
         """Give every group its own values back (floats, the form it was built with)."""
         for g, keep in zip(self.optimizer.param_groups, saved, strict=True):

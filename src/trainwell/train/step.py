@@ -54,6 +54,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 import warnings
@@ -143,6 +144,8 @@ class TrainStep:
         self._hypers = GraphHypers(optimizer, self.params[0].device if self.params else
                                    torch.device("cpu"))
         self._primed = False
+        self.skip_guards = True  # after a guarded call of the same signature (_call_graph)
+        self._guarded: set[tuple] = set()
         self.compile_seconds = 0.0  # wall time of the first compiled call (tracing + codegen)
         self.compile_cache_hit: bool | None = None  # whether inductor's disk cache had the graph
         if self.compiled:
@@ -292,6 +295,34 @@ class TrainStep:
         self.compiled = False
         self._graph = None
 
+    def reguard(self) -> None:
+        """Evaluate the compiled graph's guards again on the next call of every input
+        signature (the Trainer calls it at the start of each epoch)."""
+        self._guarded.clear()
+
+    def _call_graph(self, xb: torch.Tensor, yb: torch.Tensor):
+        """Call the graph; skip its guards when these inputs cannot have changed them.
+
+        The compiler checks ~100 guards before every call (about a tenth of a model-A step on
+        a CPU). What they check is either fixed for this step object's life (the parameters,
+        the network, the optimizer's state) or in ``signature``: the batch's shapes and
+        dtypes, train/eval mode, and the hyperparameters the compiler holds as numbers (the
+        others are constants of the graph, compared by :class:`GraphHypers` before every
+        call). The first call of each signature (after :meth:`reguard`) runs with guards.
+        """
+        signature = (xb.shape, xb.dtype, yb.shape, yb.dtype, self.model.training,
+                     self._hypers.dynamo_values())
+        if self.skip_guards and signature in self._guarded and _stance_setter() is not None:
+            set_stance, skip = _stance_setter()
+            prior = set_stance(skip)
+            try:
+                return self._graph(xb, yb)
+            finally:
+                set_stance(prior)
+        out = self._graph(xb, yb)
+        self._guarded.add(signature)
+        return out
+
     def _run_graph(self, xb: torch.Tensor, yb: torch.Tensor) -> StepOutput | None:
         """The update as one compiled graph; None when this step must run op by op."""
         if not self._primed:  # the first step creates the optimizer state eagerly
@@ -310,7 +341,7 @@ class TrainStep:
             started = time.perf_counter()
         try:
             with torch.no_grad():
-                (logits, loss, penalty), _ = self._graph(xb, yb)
+                (logits, loss, penalty), _ = self._call_graph(xb, yb)
         except Exception as e:
             self._hypers.swap_out(saved)
             if self._cpp_wrapper and self.compiled_steps == 0:  # retry with the Python wrapper
@@ -326,6 +357,18 @@ class TrainStep:
             self.compile_cache_hit = new_hits > hits and new_misses == misses
         self.compiled_steps += 1
         return StepOutput(logits, loss, penalty if self._penalized else None)
+
+
+@functools.cache
+def _stance_setter() -> tuple[Callable, Any] | None:
+    """(set, the skip-guards stance): ``torch.compiler.set_stance(skip_guard_eval_unsafe=True)``
+    costs more than the guards it skips (~150 µs a call), so the stance object is set directly;
+    None (guards on every call) where this torch has no such object."""
+    try:
+        from torch._dynamo.eval_frame import DynamoStance, _set_stance
+        return _set_stance, DynamoStance(skip_guard_eval_unsafe=True)
+    except ImportError:
+        return None
 
 
 def make_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor],

@@ -373,6 +373,7 @@ class Trainer(InputsMixin, PhasesMixin, EvaluationMixin, StateMixin):
             self._epoch_time_before if self.batch_in_epoch else 0.0)
         self._epoch_time_before = 0.0
         self.model.train()
+        self.train_step.reguard()  # callbacks may have changed the network since the last epoch
         sums = self._sums
         loss_sum = sums["loss"]
         extra = [(k, sums[k]) for k in self.task.metrics]
