@@ -67,6 +67,7 @@ def contestants(peer_python: str, compiled: bool, nproc: int = 1,
     rows = [
         ("matmul floor", [me, f"{c}/matmul_floor.py"], {}),
         ("trainwell (eager)", [me, f"{c}/trainwell_fit.py"], {"__mode": "eager"}),
+        ("trainwell (default)", [me, f"{c}/trainwell_fit.py"], {"__mode": "default"}),
     ]
     if compiled:
         rows.append(("trainwell (compiled)", [me, f"{c}/trainwell_fit.py"], {"__mode": "compiled"}))
@@ -233,14 +234,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run trainwell on N processes (DDP; the same global batch)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: also run trainwell with bf16 autocast")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="cpu: epoch times in CPU seconds of each contestant's process (steadier "
+                        "than wall time on a shared machine; use with --threads 1)")
+    p.add_argument("--planned-epochs", type=int, default=20,
+                   help="trainwell (default) decides compile = \"auto\" as for a run of this "
+                        "many epochs (model A in the chapter: 20)")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args(argv)
 
-    thread_env = {}
+    thread_env = {"TRAINWELL_BENCH_CLOCK": args.clock,
+                  "TRAINWELL_BENCH_PLANNED_EPOCHS": str(args.planned_epochs)}
     if args.threads > 0:
         n = str(args.threads)
-        thread_env = {"TRAINWELL_BENCH_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        thread_env.update(TRAINWELL_BENCH_THREADS=n, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n)
         if args.threads == 1:  # JAX/XLA: one intra-op thread as well
             thread_env["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
                                        "intra_op_parallelism_threads=1")
@@ -280,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                          "torch": torch.__version__, "threads": args.threads or "default",
-                         "rounds": args.rounds,
+                         "rounds": args.rounds, "clock": args.clock,
                          "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
     (out / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\nsaved {out / 'results.json'} and {plot(all_rows, out)}")

@@ -2,10 +2,9 @@
 
 import os
 import sys
-import time
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from common import Workload, emit, load_arrays  # noqa: E402
+from common import Workload, clock, emit, load_arrays  # noqa: E402
 
 
 def main(workload: str, data: str, warmup: int, epochs: int) -> None:
@@ -33,10 +32,10 @@ def main(workload: str, data: str, warmup: int, epochs: int) -> None:
             self.times = []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
+            self.t0 = clock()
 
         def on_epoch_end(self, epoch, logs=None):
-            self.times.append(time.perf_counter() - self.t0)
+            self.times.append(clock() - self.t0)
 
     timer = EpochTimer()
     model.fit(x, y, batch_size=w.batch_size, epochs=warmup + epochs, verbose=0, shuffle=True,

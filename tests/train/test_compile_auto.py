@@ -80,3 +80,28 @@ def test_compile_cache_never_goes_into_the_data_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("TRAINWELL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert compile_cache_dir() == tmp_path / "cache" / "trainwell" / "compile"
+
+
+def test_auto_compiles_sooner_once_the_step_is_in_the_disk_cache(monkeypatch, tmp_path):
+    """A run too short to pay for a cold compile compiles once the same step (network,
+    optimizer, batch size) was compiled before: a second run finds its kernels cached."""
+    monkeypatch.setenv("TRAINWELL_CACHE", str(tmp_path))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr("trainwell.train.compile_cache.AUTO_COMPILE_MIN_STEPS", 1000)
+    monkeypatch.setattr("trainwell.train.compile_cache.AUTO_COMPILE_MIN_STEPS_CACHED", 8)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # no real compiler: cheap
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+
+    def run(compile_, batch_size=16, hidden=False):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)) if hidden else \
+            nn.Linear(4, 3)
+        t = Trainer(model, device="cpu", compile=compile_)
+        t.fit(x, y, epochs=2, batch_size=batch_size)
+        return t
+
+    assert run("auto").compile is False  # 8 steps, nothing cached: stays eager
+    assert run(True).train_step.compiled_steps == 7  # a compiled run notes its step
+    assert run("auto").compile is True  # the same step, now cached: compiles
+    assert run("auto", batch_size=8).compile is False  # another batch size: another graph
+    assert run("auto", hidden=True).compile is False  # another network

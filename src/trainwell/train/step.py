@@ -145,6 +145,7 @@ class TrainStep:
                                    torch.device("cpu"))
         self._primed = False
         self.skip_guards = True  # after a guarded call of the same signature (_call_graph)
+        self.cache_key: str | None = None  # compile_cache.graph_key of this step, when known
         self._guarded: set[tuple] = set()
         self.compile_seconds = 0.0  # wall time of the first compiled call (tracing + codegen)
         self.compile_cache_hit: bool | None = None  # whether inductor's disk cache had the graph
@@ -355,6 +356,9 @@ class TrainStep:
             self.compile_seconds = time.perf_counter() - started
             new_hits, new_misses = cache_counters()
             self.compile_cache_hit = new_hits > hits and new_misses == misses
+            if self.cache_key is not None:  # "auto" compiles this step sooner next time
+                from trainwell.train.compile_cache import remember_graph
+                remember_graph(self.cache_key)
         self.compiled_steps += 1
         return StepOutput(logits, loss, penalty if self._penalized else None)
 

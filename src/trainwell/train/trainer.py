@@ -319,9 +319,7 @@ class Trainer(InputsMixin, PhasesMixin, EvaluationMixin, StateMixin):
         if self._pending is not None:
             self._apply_pending()
         self._apply_lr()
-        if self.compile_mode == "auto":
-            from trainwell.train.compile_cache import resolve_compile
-            self.compile = resolve_compile("auto", self.steps_per_epoch * self.epochs)
+        self._decide_compile(batch_size)  # compile = "auto": is the run long enough?
         self._setup_step()
         if not self._resumed:
             self.stop_training = False

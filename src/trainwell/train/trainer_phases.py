@@ -89,12 +89,32 @@ class PhasesMixin:
                 l2=self.l2, max_norm=self.max_norm, compile=self.compile,
                 precision=self.precision, forward=self._ddp,
                 compile_options=self._compile_options())
+        ts.cache_key = getattr(self, "_compile_key", None)  # noted once the graph is built
         ts.set_schedule(self.schedule)
         cbs = self.callbacks
         self._after_backward_cbs = cbs.after_backward
         ts.after_backward = self._after_backward if cbs.after_backward else None
         eager = cbs.eager_step
         ts.needs_eager = (lambda step: needs_eager_step(eager, step)) if eager else None
+
+    def _graph_key(self, batch_size: int) -> str:
+        from trainwell.train.compile_cache import graph_key
+        loss = self.task.loss  # by name and task: a repr may carry a memory address
+        loss = (getattr(loss, "__qualname__", type(loss).__qualname__),
+                repr(getattr(loss, "__self__", "")))
+        return graph_key(self.model, self.optimizer, batch_size, loss=loss,
+                         l1=self.l1, l2=self.l2, max_norm=self.max_norm, **self.clip)
+
+    def _decide_compile(self, batch_size: int) -> None:
+        """``compile = "auto"``: compile a run long enough to pay for it — sooner when this
+        step's graph is already in the disk cache (train/compile_cache.py)."""
+        if self.compile_mode is False:
+            return
+        from trainwell.train.compile_cache import graph_is_cached, resolve_compile
+        self._compile_key = self._graph_key(batch_size)
+        if self.compile_mode == "auto":
+            self.compile = resolve_compile("auto", self.steps_per_epoch * self.epochs,
+                                           cached=graph_is_cached(self._compile_key))
 
     def _compile_options(self) -> dict[str, Any] | None:
         """On CUDA, CUDA graphs too: inductor replays the whole step's kernels at once where
