@@ -1,5 +1,6 @@
 """An eager run never imports torch's compiler (about a second of start-up), and training is
-the same before and after something imports it.
+the same before and after something imports it. (The same fresh process shows that `fit`
+leaves matplotlib to the figure worker.)
 
 One subprocess (a fresh interpreter is the only place where torch._dynamo is not loaded yet):
 a tiny ``trainwell fit`` through the CLI, every optimizer of the registry trained a few steps
@@ -23,6 +24,13 @@ SCRIPT = textwrap.dedent("""
     except SystemExit as e:
         assert e.code in (0, None), e.code
     assert "torch._dynamo" not in sys.modules, "a plain eager fit imported torch._dynamo"
+    # the figures were drawn by the figure worker: this process never loaded matplotlib
+    assert "matplotlib" not in sys.modules
+    import pathlib
+    (run,) = pathlib.Path(sys.argv[2]).iterdir()
+    assert {p.name for p in (run / "plots").iterdir()} >= {"loss.png", "accuracy.png",
+                                                          "confusion_matrix.png"}
+    assert "confusion_matrix.png" in (run / "report.html").read_text()
 
     from trainwell.optim.lazy_dynamo import deferred_methods
     from trainwell.optim import OPTIMIZERS, make_optimizer

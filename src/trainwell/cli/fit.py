@@ -106,85 +106,92 @@ def fit(
 
         trainwell fit default --nproc 2 --set train.precision="bf16"
     """
-    from trainwell.cli.common import cli_overrides
-    from trainwell.config import apply_overrides, load_recipe, resolve
-    from trainwell.console import make_console
-    from trainwell.errors import ConfigError
-    from trainwell.report.rundir import resolve_run_dir
-    from trainwell.workflows.run import fit_recipe
+    from trainwell.report.figure_worker import start_figure_worker, stop_figure_worker
 
-    if recipe is None and resume is None:
-        raise ConfigError("RECIPE", None, "a recipe file or built-in name (or --resume RUN)")
-    if recipe is None:
-        base = load_recipe(resolve_run_dir(resume, field="--resume") / "recipe.toml")
-    else:
-        base = resolve(recipe)
-    overrides = cli_overrides(set_, seed=seed, device=device)
-    if diagnose:
-        overrides.append("train.diagnose=true")
-    if tensorboard:
-        overrides.append("train.tensorboard=true")
-    if mlflow or mlflow_uri:
-        overrides.append("train.mlflow=true")
-    if mlflow_uri:
-        overrides.append(f"train.mlflow_uri={json.dumps(mlflow_uri)}")
-    r = apply_overrides(base, overrides) if overrides else base
-    if resume is None:
-        from trainwell.atomic import check_writable_folder
+    if nproc <= 1:  # matplotlib loads in the figure worker while torch loads here
+        start_figure_worker()
+    try:
+        from trainwell.cli.common import cli_overrides
+        from trainwell.config import apply_overrides, load_recipe, resolve
+        from trainwell.console import make_console
+        from trainwell.errors import ConfigError
+        from trainwell.report.rundir import resolve_run_dir
+        from trainwell.workflows.run import fit_recipe
 
-        check_writable_folder(out, "--out")
-    from trainwell.cli.launch import check_nproc
+        if recipe is None and resume is None:
+            raise ConfigError("RECIPE", None, "a recipe file or built-in name (or --resume RUN)")
+        if recipe is None:
+            base = load_recipe(resolve_run_dir(resume, field="--resume") / "recipe.toml")
+        else:
+            base = resolve(recipe)
+        overrides = cli_overrides(set_, seed=seed, device=device)
+        if diagnose:
+            overrides.append("train.diagnose=true")
+        if tensorboard:
+            overrides.append("train.tensorboard=true")
+        if mlflow or mlflow_uri:
+            overrides.append("train.mlflow=true")
+        if mlflow_uri:
+            overrides.append(f"train.mlflow_uri={json.dumps(mlflow_uri)}")
+        r = apply_overrides(base, overrides) if overrides else base
+        if resume is None:
+            from trainwell.atomic import check_writable_folder
 
-    check_nproc(nproc, r.train.device)
-    if nproc > 1:
-        from trainwell.train.distributed import launched_by_torchrun
+            check_writable_folder(out, "--out")
+        from trainwell.cli.launch import check_nproc
 
-        if not launched_by_torchrun():  # this process is the launcher, not a worker
-            _launch(nproc, recipe=recipe, sets=set_, out=out, quiet=quiet, seed=seed,
-                    device=device, resume=resume, force_resume=force_resume,
-                    diagnose=diagnose, tensorboard=tensorboard)
+        check_nproc(nproc, r.train.device)
+        if nproc > 1:
+            from trainwell.train.distributed import launched_by_torchrun
+
+            if not launched_by_torchrun():  # this process is the launcher, not a worker
+                _launch(nproc, recipe=recipe, sets=set_, out=out, quiet=quiet, seed=seed,
+                        device=device, resume=resume, force_resume=force_resume,
+                        diagnose=diagnose, tensorboard=tensorboard)
+                return
+
+        console = make_console()
+        result = fit_recipe(r, out=out, quiet=quiet, resume=resume, force=force_resume,
+                            console=console, interrupt="return")
+        from trainwell.train import distributed
+
+        if not distributed.is_main():  # a DDP worker: rank 0 reports (and sets the exit code)
             return
+        summary = result.summary
+        status = summary.get("status")
+        if not quiet:
+            console.print(results_table(summary))
+            verdict = diagnosis_lines(summary)
+            if verdict:  # --diagnose: the gist in the terminal, the details in report.html
+                console.print(verdict[0], markup=False, highlight=False,
+                              style="green" if summary["diagnosis"].get("healthy") else "bold yellow")
+                for line in verdict[1:]:
+                    console.print(f"  {line}", markup=False, highlight=False)
+            message = str(summary.get("message", ""))
+            if status == "interrupted":  # the run's own directory, ready to paste
+                message = f"continue with `trainwell fit --resume {result.run_dir}`"
+            console.print(f"status: {status} — {message}", markup=False)
+            note = summary.get("fit_note")
+            if isinstance(note, dict) and note.get("text"):
+                console.print(note["text"], markup=False)
+            console.print(f"run directory: {result.run_dir}", markup=False)
+            console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
+        # the status line above already says why; --quiet prints it here, once, on stderr
+        if status == "interrupted":
+            import signal
 
-    console = make_console()
-    result = fit_recipe(r, out=out, quiet=quiet, resume=resume, force=force_resume,
-                        console=console, interrupt="return")
-    from trainwell.train import distributed
-
-    if not distributed.is_main():  # a DDP worker: rank 0 reports (and sets the exit code)
-        return
-    summary = result.summary
-    status = summary.get("status")
-    if not quiet:
-        console.print(results_table(summary))
-        verdict = diagnosis_lines(summary)
-        if verdict:  # --diagnose: the gist in the terminal, the details in report.html
-            console.print(verdict[0], markup=False, highlight=False,
-                          style="green" if summary["diagnosis"].get("healthy") else "bold yellow")
-            for line in verdict[1:]:
-                console.print(f"  {line}", markup=False, highlight=False)
-        message = str(summary.get("message", ""))
-        if status == "interrupted":  # the run's own directory, ready to paste
-            message = f"continue with `trainwell fit --resume {result.run_dir}`"
-        console.print(f"status: {status} — {message}", markup=False)
-        note = summary.get("fit_note")
-        if isinstance(note, dict) and note.get("text"):
-            console.print(note["text"], markup=False)
-        console.print(f"run directory: {result.run_dir}", markup=False)
-        console.print(f"report: {result.run_dir / 'report.html'}", markup=False)
-    # the status line above already says why; --quiet prints it here, once, on stderr
-    if status == "interrupted":
-        import signal
-
-        by = getattr(result.trainer, "interrupt_signal", None)
-        if quiet:
-            what = "stopped by SIGTERM" if by == signal.SIGTERM else "interrupted"
-            typer.echo(f"{what}: resume with `trainwell fit --resume {result.run_dir}`",
-                       err=True)
-        raise typer.Exit(EXIT_TERMINATED if by == signal.SIGTERM else EXIT_INTERRUPTED)
-    if status == "diverged":
-        if quiet:
-            typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
-        raise typer.Exit(EXIT_DIVERGED)
+            by = getattr(result.trainer, "interrupt_signal", None)
+            if quiet:
+                what = "stopped by SIGTERM" if by == signal.SIGTERM else "interrupted"
+                typer.echo(f"{what}: resume with `trainwell fit --resume {result.run_dir}`",
+                           err=True)
+            raise typer.Exit(EXIT_TERMINATED if by == signal.SIGTERM else EXIT_INTERRUPTED)
+        if status == "diverged":
+            if quiet:
+                typer.echo(f"error: {summary.get('message', 'training diverged')}", err=True)
+            raise typer.Exit(EXIT_DIVERGED)
+    finally:
+        stop_figure_worker()
 
 
 def _launch(nproc: int, *, recipe: str | None, sets: list[str] | None, out: Path, quiet: bool,

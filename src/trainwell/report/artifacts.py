@@ -13,7 +13,7 @@ from typing import Any
 
 from trainwell.config import Recipe, save_recipe
 from trainwell.report.per_class import add_per_class
-from trainwell.report.rundir import read_summary, write_report, write_summary
+from trainwell.report.rundir import read_summary, send_learning_curves, write_report, write_summary
 from trainwell.train.evaluate import evaluate_model
 
 __all__ = ["save_run_artifacts"]
@@ -166,6 +166,9 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
                                             "data": stats, "recipe": recipe.name})
     history = trainer.history.to_list() if hasattr(trainer.history, "to_list") \
         else list(trainer.history)
+    lr_curve = _lr_curve(trainer)
+    if report:  # drawn (by the figure worker) while the final evaluation runs
+        send_learning_curves(run, lr_curve)
     times = [float(r["time"]) for r in history if isinstance(r.get("time"), (int, float))]
     status = getattr(trainer, "status", "completed")
     if status in ("running", "new"):
@@ -203,11 +206,10 @@ def save_run_artifacts(run_dir: str | os.PathLike, *, recipe: Recipe, trainer: A
     }
     summary.update(extra_summary or {})
     add_per_class(summary, run, model, splits, task, draw=report)
-    lr_curve = _lr_curve(trainer)
     if lr_curve:
         summary["lr_curve"] = lr_curve
     write_summary(run, summary)
     if report:
-        write_report(run)
+        write_report(run, curves=False)
         summary = read_summary(run)  # with the fit diagnosis the report added
     return summary

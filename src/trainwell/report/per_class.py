@@ -40,8 +40,10 @@ def add_per_class(summary: dict[str, Any], run: Path, model: Any, splits: Any, t
         "text": f"On the {label} split ({int(cm.sum())} examples): precision = correct / "
                 f"predicted as the class, recall = correct / examples of the class, F1 their "
                 f"harmonic mean; plots/confusion_matrix.png shows where the errors go."})
-    if draw:
-        from trainwell.report.plots import plot_confusion_matrix
+    if draw:  # in the figure worker when one runs (trainwell fit)
+        from trainwell.report import figure_worker
 
-        plot_confusion_matrix(cm.tolist(), names, run / "plots" / "confusion_matrix.png",
-                              title=f"confusion matrix ({label})")
+        figure_worker.draw("confusion_matrix", cm.tolist(),
+                           None if names is None else [str(n) for n in names],
+                           str(run / "plots" / "confusion_matrix.png"),
+                           title=f"confusion matrix ({label})")

@@ -180,6 +180,12 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
         else [str(i) for i in range(k)]
     size = min(3.0 + 0.45 * k, 9.0)
     fig, ax = new_figure(size + 1.0, size)
+    # margins for the longest class name (8-pt ticks, x labels at 45°) instead of tight_layout,
+    # which draws the whole figure once more to measure it
+    longest = max((len(n) for n in names), default=1)
+    left = (longest * 4.8 + 34) / ((size + 1.0) * 72)
+    bottom = (longest * 3.4 + 40) / (size * 72)
+    fig.subplots_adjust(left=min(left, 0.45), bottom=min(bottom, 0.45), right=0.98, top=0.93)
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), names, fontsize=8)
@@ -192,4 +198,4 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
             for j in range(k):
                 ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
                         color="white" if top and m[i, j] > top / 2 else "black")
-    return save_figure(fig, path, tight=True)
+    return save_figure(fig, path)

@@ -32,6 +32,7 @@ __all__ = [
     "read_summary",
     "write_summary",
     "add_summary_section",
+    "send_learning_curves",
     "write_report",
 ]
 
@@ -164,22 +165,37 @@ def add_summary_section(run_dir: str | os.PathLike, title: str,
 
 
 # --------------------------------------------------------------------------- report
-def write_report(run_dir: str | os.PathLike) -> Path:
+def send_learning_curves(run_dir: str | os.PathLike,
+                         lr_curve: dict[str, Sequence[float]] | None = None) -> None:
+    """Draw the learning curves of the run's ``history.json`` into ``plots/`` — in the figure
+    worker when one runs (:mod:`trainwell.report.figure_worker`: then they are on disk after
+    :func:`~trainwell.report.figure_worker.finish_figures`), else now."""
+    from trainwell.report import figure_worker
+
+    run = Path(run_dir)
+    figure_worker.draw("learning_curves", _read_history(run), str(run / "plots"),
+                       lr_curve=lr_curve)
+
+
+def write_report(run_dir: str | os.PathLike, *, curves: bool = True) -> Path:
     """Draw the learning-curve plots and write the self-contained ``report.html``.
 
     Every PNG in ``plots/`` and every section of ``summary.json`` appears in the report, so
     features (diagnosis, transfer, export) add content without touching this function.
+    ``curves=False``: the curves were already sent (:func:`send_learning_curves`).
     """
-    from trainwell.report import html, plots
+    from trainwell.report import figure_worker, html, plots
 
     run = Path(run_dir)
     history = _read_history(run)
     summary = read_summary(run)
-    plots.plot_learning_curves(history, run / "plots", lr_curve=summary.get("lr_curve"))
+    if curves:
+        send_learning_curves(run, summary.get("lr_curve"))
     note = plots.fit_diagnosis(history, (summary.get("metrics") or {}).get("final"))
     if note:
         summary["fit_note"] = note
         write_summary(run, summary)
+    figure_worker.finish_figures()  # every PNG on disk before the report embeds them
     return html.write_html_report(run)
 
 
