@@ -130,12 +130,14 @@ def start_figure_worker() -> FigureWorker | None:
     """Start the worker for this process (``trainwell fit`` does, before importing torch).
 
     None, drawing in this process, when matplotlib is already imported here (drawing is then
-    cheap), in a DDP rank other than 0, or when the worker cannot start.
+    cheap), in a DDP rank other than 0, in a frozen application (no ``python -m``), or when
+    the worker cannot start.
     """
     global _active
     if _active is not None:
         return _active
-    if "matplotlib" in sys.modules or os.environ.get("RANK", "0") != "0":
+    if "matplotlib" in sys.modules or os.environ.get("RANK", "0") != "0" \
+            or getattr(sys, "frozen", False):
         return None
     try:
         _active = FigureWorker()
@@ -174,6 +176,11 @@ def finish_figures() -> None:
 
 def _serve() -> None:
     """The worker: import matplotlib now, then draw each job read from stdin."""
+    import signal
+
+    # Ctrl-C reaches the whole process group; the command then saves its run and still
+    # wants its figures. The worker ends when the command closes its input (or dies).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     figures = _figures()
     from matplotlib import figure  # noqa: F401
     from matplotlib.backends import backend_agg  # noqa: F401 - the import is the point
