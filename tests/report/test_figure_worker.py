@@ -22,15 +22,22 @@ def _send_both(worker, folder):
 
 
 def test_the_worker_draws_the_files_this_process_would(tmp_path):
+    import matplotlib
+
     here, there = tmp_path / "here", tmp_path / "there"
-    plot_learning_curves(HISTORY, here)
-    plot_confusion_matrix(CM, ["a", "b", "c"], here / "cm.png", title="cm")
+    with matplotlib.rc_context():
+        # matplotlib's settings as a fresh process has them (another test's library may have
+        # changed the style of this one, e.g. optuna's plots)
+        matplotlib.rc_file_defaults()
+        plot_learning_curves(HISTORY, here)
+        plot_confusion_matrix(CM, ["a", "b", "c"], here / "cm.png", title="cm")
     worker = FigureWorker()
     try:
         _send_both(worker, there)
-        assert worker.finish() == []  # all drawn by the worker
+        drawn_here = worker.finish()
     finally:
         worker.close()
+    assert drawn_here == [], "the worker did not draw these"
     names = sorted(p.name for p in here.iterdir())
     assert names == ["accuracy.png", "cm.png", "loss.png", "lr.png"]
     assert sorted(p.name for p in there.iterdir()) == names
