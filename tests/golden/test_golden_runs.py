@@ -56,7 +56,9 @@ def _net(seed=0, **kw):
     from trainwell.nn import build_model
 
     torch.manual_seed(seed)
-    spec = dict(input_shape=6, n_outputs=3, hidden=[12, 8])
+    # The plain normal the fixtures were recorded with (the default became the truncated
+    # normal later): these runs pin the training step, not the init default.
+    spec = dict(input_shape=6, n_outputs=3, hidden=[12, 8], init_distribution="normal")
     spec.update(kw)
     return build_model(**spec)
 
@@ -158,7 +160,8 @@ def run_pretrain() -> dict:
 
     x, _, _, _ = _data(seed=2)
     torch.manual_seed(0)
-    res = greedy_pretrain({"input_shape": 6, "n_outputs": 3, "hidden": [8, 5]}, x,
+    res = greedy_pretrain({"input_shape": 6, "n_outputs": 3, "hidden": [8, 5],
+                           "init_distribution": "normal"}, x,
                           epochs_per_layer=3, batch_size=16, lr=1e-2, seed=1, device="cpu")
     return {"layers": [{"name": r.name, "initial_mse": r.initial_mse,
                         "epoch_mse": r.epoch_mse, "final_mse": r.final_mse}

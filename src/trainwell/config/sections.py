@@ -143,8 +143,9 @@ class ModelSection(_Section):
                         "(glorot: sigmoid/tanh, he: ReLU family/ELU/GELU/Swish/Mish, lecun: SELU)",
                         registry="initializer", static=("auto",))
     init_distribution: str = _choice(
-        "normal", "draw initial weights from a normal N(0, σ²), a truncated normal (Keras' "
-        "`he_normal`/`lecun_normal`: cut at ±2 std, same σ²) or a uniform distribution",
+        "truncated_normal", "draw initial weights from a truncated normal (Keras' "
+        "`he_normal`/`lecun_normal`: cut at ±2 std, same σ²; steadier in very deep nets), a "
+        "normal N(0, σ²) or a uniform distribution",
         static=("normal", "truncated_normal", "uniform"))
     output_init: str = _choice("same", "the output layer's initializer: `same` follows `init` "
                                "(glorot for `auto`), or a name (Keras: glorot)",

@@ -40,7 +40,7 @@ def make_dropout(p: float, kind: str = "standard") -> nn.Module:
 
 
 def dense_block(in_features: int, units: int, *, activation: str = "relu", init: str = "auto",
-                init_distribution: str = "normal", batch_norm: str = "none",
+                init_distribution: str = "truncated_normal", batch_norm: str = "none",
                 bn_momentum: float = 0.99, bn_epsilon: float = 1e-5, dropout: float = 0.0,
                 dropout_kind: str = "standard", leaky_slope: float = 0.01) -> nn.Sequential:
     """One hidden layer as an ``nn.Sequential`` with children among ``linear, bn, act, dropout``.
@@ -54,7 +54,7 @@ def dense_block(in_features: int, units: int, *, activation: str = "relu", init:
         in_features: inputs of the linear layer.
         units: units of the layer.
         activation: a name of ``ACTIVATIONS``. Default ``"relu"``.
-        init: ``"auto"`` or an initializer name; init_distribution: ``"normal"``/``"uniform"``.
+        init: ``"auto"`` or an initializer name; init_distribution: ``"truncated_normal"``/``"normal"``/``"uniform"``.
         batch_norm: ``"none"`` (default), ``"before"`` or ``"after"`` the activation.
         bn_momentum: Keras momentum m in (0, 1), default 0.99; bn_epsilon: ε, default 1e-5.
         dropout: drop rate after the activation (0 = none); dropout_kind: ``"standard"``/``"alpha"``.

@@ -77,7 +77,7 @@ def _shape(v: Any) -> list[int]:
 
 def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str = "multiclass",
                 hidden: Sequence[int] | Mapping[str, int] = (300, 100),
-                activation: str = "relu", init: str = "auto", init_distribution: str = "normal",
+                activation: str = "relu", init: str = "auto", init_distribution: str = "truncated_normal",
                 output_init: str = "same", input_batch_norm: bool = False,
                 batch_norm: str = "none",
                 bn_momentum: float = 0.99, bn_epsilon: float = 1e-5, dropout: float = 0.0,
@@ -106,8 +106,8 @@ def build_model(*, input_shape: int | Sequence[int], n_outputs: int, task: str =
         init: ``"auto"`` (Table 11-1 match: glorot/he/lecun) or ``"glorot"``, ``"he"``,
             ``"lecun"``, ``"normal"``. With ``"auto"`` the output layer gets glorot (no
             activation); an explicit init applies to every layer. Biases start at 0.
-        init_distribution: ``"normal"`` (default), ``"truncated_normal"`` (Keras' ``*_normal``:
-            cut at ±2 std, same variance) or ``"uniform"``.
+        init_distribution: ``"truncated_normal"`` (default; Keras' ``*_normal``: cut at ±2 std,
+            same variance), ``"normal"`` or ``"uniform"``.
         output_init: the output layer's initializer. ``"same"`` (default) follows ``init``:
             glorot when ``init="auto"`` (Table 11-1: no activation), else the hidden layers'
             initializer; or an initializer name (Keras' output default: ``"glorot"``).

@@ -69,7 +69,7 @@ def parse_conv(conv: Any) -> list[str | tuple[int, int, int]]:
 
 
 def conv_block(in_channels: int, filters: int, kernel: int, stride: int = 1, *,
-               activation: str = "relu", init: str = "he", init_distribution: str = "normal",
+               activation: str = "relu", init: str = "he", init_distribution: str = "truncated_normal",
                batch_norm: str = "none", bn_momentum: float = 0.99, bn_epsilon: float = 1e-5,
                leaky_slope: float = 0.01) -> nn.Sequential:
     """One convolution as an ``nn.Sequential`` with children among ``conv, bn, act``.
