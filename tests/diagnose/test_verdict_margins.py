@@ -143,7 +143,9 @@ def test_network_verdict_is_the_same_at_150_300_and_600_steps_or_borderline(name
         assert d.network == most or d.borderline, f"{name} at {steps} steps: {d.headline()}"
     if name == "diagnose_he_relu":   # the flip users saw (DYING at 150, HEALTHY at 300)
         assert networks == [HEALTHY] * 3
-        assert verdicts[150].borderline == [DYING]
+        # with the plain normal init the 150-step verdict was a borderline "dying"; the
+        # truncated normal (the default now) leaves no borderline flag at all
+        assert set(verdicts[150].borderline) <= {DYING}
         single = diagnose(name, steps=150, splits=fashion).diagnosis
         assert single.network == verdicts[150].network
         assert [s.dead for s in single.layers] == pytest.approx(

@@ -416,7 +416,9 @@ def plot_study(study: Any, folder: str | Path) -> tuple[list[Path], list[str]]:
     paths: list[Path] = []
     notes: list[str] = []
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    with warnings.catch_warnings():
+    # Optuna's plots switch matplotlib to its ggplot style; rc_context puts the process's
+    # style back, so figures drawn later (a study's, a report's) keep trainwell's look.
+    with warnings.catch_warnings(), matplotlib.rc_context():
         warnings.simplefilter("ignore")
         if complete:
             paths.append(_save_axes(plt, ovm.plot_optimization_history(study),
