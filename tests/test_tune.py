@@ -222,3 +222,21 @@ def test_an_unknown_metric_is_refused_before_any_trial(tmp_path):
     assert not (tmp_path / "tune-m" / "trials").exists()
     r = run_study(base, space, n_trials=1, out=tmp_path, splits=_splits(), metric="val_loss")
     assert r.study.direction.name == "MINIMIZE" and r.study.best_value > 0
+
+
+def test_search_plots_leave_matplotlib_style_as_they_found_it(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    import matplotlib
+
+    from trainwell.studies.tune import plot_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2 + t.suggest_float("y", 0, 1),
+                   n_trials=4)
+    before = dict(matplotlib.rcParams)
+    paths, _ = plot_study(study, tmp_path)
+    assert len(paths) == 2   # history and importances were drawn (in Optuna's ggplot style)
+    after = dict(matplotlib.rcParams)
+    changed = [k for k in before if before[k] != after[k]]
+    assert [k for k in changed if not k.startswith("backend")] == []   # Agg may be chosen
