@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["data_dir", "user_cache_dir"]
+__all__ = ["data_dir", "user_cache_dir", "trainwell_cache_dir"]
 
 
 def data_dir() -> Path:
@@ -39,3 +39,12 @@ def user_cache_dir() -> Path:
     if sys.platform.startswith("win") and os.environ.get("LOCALAPPDATA"):
         return Path(os.environ["LOCALAPPDATA"]) / "trainwell"
     return Path.home() / ".cache" / "trainwell"
+
+
+def trainwell_cache_dir(kind: str) -> Path:
+    """Where trainwell keeps one kind of cache (``compile``, ``decoded``):
+    ``$TRAINWELL_CACHE/<kind>`` when set, else ``<kind>`` in the user cache folder — never
+    inside a data folder, which may be shared or read-only. Not created here."""
+    env = os.environ.get("TRAINWELL_CACHE", "").strip()
+    root = Path(env).expanduser() if env else user_cache_dir()
+    return root / kind

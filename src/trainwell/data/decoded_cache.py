@@ -37,12 +37,9 @@ _NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 def decoded_cache_dir() -> Path:
     """``$TRAINWELL_CACHE/decoded`` when set, else ``decoded`` in the user cache folder."""
-    env = os.environ.get("TRAINWELL_CACHE", "").strip()
-    if env:
-        return Path(env).expanduser() / "decoded"
-    from trainwell.data.cache import user_cache_dir
+    from trainwell.data.cache import trainwell_cache_dir
 
-    return user_cache_dir() / "decoded"
+    return trainwell_cache_dir("decoded")
 
 
 def source_stamp(files: Sequence[Path]) -> list[list]:

@@ -40,11 +40,8 @@ AUTO_COMPILE_MIN_STEPS_CACHED = 10_000
 
 def compile_cache_dir() -> Path:
     """``$TRAINWELL_CACHE/compile`` when set, else ``compile`` in the user cache folder."""
-    env = os.environ.get("TRAINWELL_CACHE", "").strip()
-    if env:
-        return Path(env).expanduser() / "compile"
-    from trainwell.data.cache import user_cache_dir  # noqa: PLC0415 - optional data layer
-    return user_cache_dir() / "compile"
+    from trainwell.data.cache import trainwell_cache_dir  # noqa: PLC0415 - optional data layer
+    return trainwell_cache_dir("compile")
 
 
 def enable_compile_cache() -> Path | None:
